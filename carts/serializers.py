@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from carts import selectors
+from carts.calculations import CartTotals
+from carts.models import Cart, LineItem
+from payments import selectors as payment_selectors
+from payments.serializers import PaymentSessionSerializer
+
+
+class AddressSerializer(serializers.Serializer):
+    first_name = serializers.CharField(max_length=100)
+    last_name = serializers.CharField(max_length=100)
+    company = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    address_1 = serializers.CharField(max_length=200)
+    address_2 = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    city = serializers.CharField(max_length=100)
+    province = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    postal_code = serializers.CharField(max_length=20)
+    country_code = serializers.RegexField(r"^[A-Z]{2}$", max_length=2)
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+
+
+class ItemInputSerializer(serializers.Serializer):
+    variant_id = serializers.CharField(max_length=40)
+    quantity = serializers.IntegerField(min_value=1, max_value=10_000)
+
+
+class CartCreateInputSerializer(serializers.Serializer):
+    region_id = serializers.CharField(max_length=40)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    items = ItemInputSerializer(many=True, required=False, max_length=200)
+
+
+class CartUpdateInputSerializer(serializers.Serializer):
+    email = serializers.EmailField(required=False, allow_blank=True)
+    region_id = serializers.CharField(max_length=40, required=False)
+    shipping_address = AddressSerializer(required=False, allow_null=True)
+    billing_address = AddressSerializer(required=False, allow_null=True)
+
+
+class LineItemQuantityInputSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(min_value=0, max_value=10_000)
+
+
+class ShippingMethodInputSerializer(serializers.Serializer):
+    option_id = serializers.CharField(max_length=40)
+
+
+class ShippingMethodSerializer(serializers.Serializer):
+    option_id = serializers.CharField()
+    name = serializers.CharField()
+    amount = serializers.IntegerField()
+
+
+class LineItemSerializer(serializers.ModelSerializer):
+    subtotal = serializers.SerializerMethodField()
+    tax_total = serializers.SerializerMethodField()
+    total = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LineItem
+        fields = ["id", "variant_id", "sku", "title", "quantity", "unit_price", "subtotal", "tax_total", "total"]
+
+    def _totals(self, item: LineItem) -> Any:
+        return self.context["totals"].lines[item.id]
+
+    def get_subtotal(self, item: LineItem) -> int:
+        return self._totals(item).subtotal
+
+    def get_tax_total(self, item: LineItem) -> int:
+        return self._totals(item).tax_total
+
+    def get_total(self, item: LineItem) -> int:
+        return self._totals(item).total
+
+
+class CartSerializer(serializers.ModelSerializer):
+    """Output only. Totals are computed on the server from the stored lines."""
+
+    items = serializers.SerializerMethodField()
+    shipping_address = AddressSerializer(allow_null=True)
+    billing_address = AddressSerializer(allow_null=True)
+    shipping_method = serializers.SerializerMethodField()
+    subtotal = serializers.SerializerMethodField()
+    shipping_total = serializers.SerializerMethodField()
+    tax_total = serializers.SerializerMethodField()
+    total = serializers.SerializerMethodField()
+    payment_session = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Cart
+        fields = [
+            "id",
+            "status",
+            "region_id",
+            "currency_code",
+            "email",
+            "customer_id",
+            "items",
+            "shipping_address",
+            "billing_address",
+            "shipping_method",
+            "subtotal",
+            "shipping_total",
+            "tax_total",
+            "total",
+            "payment_session",
+            "expires_at",
+            "created_at",
+            "updated_at",
+            "completed_at",
+        ]
+
+    def _totals(self, cart: Cart) -> CartTotals:
+        cache = self.context.setdefault("_totals", {})
+        if cart.id not in cache:
+            cache[cart.id] = selectors.cart_totals(cart=cart)
+        return cache[cart.id]
+
+    @extend_schema_field(LineItemSerializer(many=True))
+    def get_items(self, cart: Cart) -> list[dict[str, Any]]:
+        return LineItemSerializer(cart.items.all(), many=True, context={"totals": self._totals(cart)}).data
+
+    @extend_schema_field(ShippingMethodSerializer(allow_null=True))
+    def get_shipping_method(self, cart: Cart) -> dict[str, Any] | None:
+        if cart.shipping_option_id is None:
+            return None
+        return {"option_id": cart.shipping_option_id, "name": cart.shipping_name, "amount": cart.shipping_amount}
+
+    def get_subtotal(self, cart: Cart) -> int:
+        return self._totals(cart).subtotal
+
+    def get_shipping_total(self, cart: Cart) -> int:
+        return self._totals(cart).shipping_total
+
+    def get_tax_total(self, cart: Cart) -> int:
+        return self._totals(cart).tax_total
+
+    def get_total(self, cart: Cart) -> int:
+        return self._totals(cart).total
+
+    @extend_schema_field(PaymentSessionSerializer(allow_null=True))
+    def get_payment_session(self, cart: Cart) -> dict[str, Any] | None:
+        session = payment_selectors.payment_session_active_for_cart(cart_id=cart.id)
+        return PaymentSessionSerializer(session).data if session else None

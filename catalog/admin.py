@@ -1,0 +1,69 @@
+from django.contrib import admin
+
+from catalog.models import Price, Product, Region, ShippingOption, StockLevel, StockReservation, Variant
+
+
+@admin.register(Region)
+class RegionAdmin(admin.ModelAdmin):
+    list_display = ["name", "currency_code", "tax_rate_bps", "tax_inclusive", "id"]
+    search_fields = ["name", "id"]
+
+
+class PriceInline(admin.TabularInline):
+    model = Price
+    extra = 0
+
+
+class StockLevelInline(admin.StackedInline):
+    model = StockLevel
+    extra = 0
+    readonly_fields = ["reserved"]
+
+
+class VariantInline(admin.TabularInline):
+    model = Variant
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["title", "handle", "id"]
+    search_fields = ["title", "handle", "id"]
+    prepopulated_fields = {"handle": ["title"]}
+    inlines = [VariantInline]
+
+
+@admin.register(Variant)
+class VariantAdmin(admin.ModelAdmin):
+    list_display = ["sku", "title", "product", "manage_inventory", "allow_backorder"]
+    list_select_related = ["product"]
+    search_fields = ["sku", "title", "id"]
+    inlines = [PriceInline, StockLevelInline]
+
+
+@admin.register(StockLevel)
+class StockLevelAdmin(admin.ModelAdmin):
+    list_display = ["variant", "on_hand", "reserved"]
+    list_select_related = ["variant"]
+    readonly_fields = ["reserved"]
+    search_fields = ["variant__sku"]
+
+
+@admin.register(StockReservation)
+class StockReservationAdmin(admin.ModelAdmin):
+    list_display = ["cart_id", "variant", "quantity", "expires_at"]
+    list_select_related = ["variant"]
+    search_fields = ["cart_id", "variant__sku"]
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(ShippingOption)
+class ShippingOptionAdmin(admin.ModelAdmin):
+    list_display = ["name", "region", "amount", "is_active"]
+    list_select_related = ["region"]

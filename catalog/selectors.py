@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from catalog.models import Price, Product, Region, ShippingOption, Variant
+from common.errors import NotFound
+
+
+def region_list() -> QuerySet[Region]:
+    return Region.objects.all()
+
+
+def region_get(*, region_id: str) -> Region:
+    region = Region.objects.filter(pk=region_id).first()
+    if region is None:
+        raise NotFound("No such region.", param="region_id")
+    return region
+
+
+def product_list(*, currency_code: str | None) -> QuerySet[Product]:
+    """Products with variants, their stock and (when given) their price in one currency: 3 queries."""
+    prices = Price.objects.filter(currency_code=currency_code) if currency_code else Price.objects.none()
+    variants = Variant.objects.select_related("stock").prefetch_related(
+        Prefetch("prices", queryset=prices, to_attr="region_prices")
+    )
+    return Product.objects.prefetch_related(Prefetch("variants", queryset=variants))
+
+
+def product_get(*, product_id: str, currency_code: str | None) -> Product:
+    product = product_list(currency_code=currency_code).filter(pk=product_id).first()
+    if product is None:
+        raise NotFound("No such product.")
+    return product
+
+
+def variant_get(*, variant_id: str) -> Variant:
+    variant = Variant.objects.select_related("product").filter(pk=variant_id).first()
+    if variant is None:
+        raise NotFound("No such variant.", param="variant_id")
+    return variant
+
+
+def variant_price(*, variant_id: str, currency_code: str) -> int | None:
+    return (
+        Price.objects.filter(variant_id=variant_id, currency_code=currency_code)
+        .values_list("amount", flat=True)
+        .first()
+    )
+
+
+def prices_for(*, variant_ids: list[str], currency_code: str) -> dict[str, int]:
+    rows = Price.objects.filter(variant_id__in=variant_ids, currency_code=currency_code)
+    return dict(rows.values_list("variant_id", "amount"))
+
+
+def shipping_option_list(*, region_id: str) -> QuerySet[ShippingOption]:
+    return ShippingOption.objects.filter(region_id=region_id, is_active=True)
+
+
+def shipping_option_get(*, option_id: str, region_id: str) -> ShippingOption:
+    option = ShippingOption.objects.filter(pk=option_id, region_id=region_id, is_active=True).first()
+    if option is None:
+        raise NotFound("No such shipping option for this cart's region.", param="option_id")
+    return option
+
+
+def variant_in_stock(variant: Variant) -> bool:
+    """Uses the prefetched ``stock`` relation; reservations are not subtracted here (storefront hint)."""
+    if not variant.manage_inventory or variant.allow_backorder:
+        return True
+    stock = getattr(variant, "stock", None)
+    return stock is not None and stock.on_hand - stock.reserved > 0

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from catalog import selectors
+from catalog.models import Product, Region, ShippingOption, Variant
+
+
+class RegionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Region
+        fields = ["id", "name", "currency_code", "countries", "tax_rate_bps", "tax_inclusive"]
+
+
+class PriceSerializer(serializers.Serializer):
+    amount = serializers.IntegerField()
+    currency_code = serializers.CharField()
+
+
+class VariantSerializer(serializers.ModelSerializer):
+    price = serializers.SerializerMethodField()
+    in_stock = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Variant
+        fields = ["id", "sku", "title", "price", "in_stock"]
+
+    @extend_schema_field(PriceSerializer(allow_null=True))
+    def get_price(self, variant: Variant) -> dict[str, Any] | None:
+        prices = getattr(variant, "region_prices", [])
+        if not prices:
+            return None
+        return {"amount": prices[0].amount, "currency_code": prices[0].currency_code}
+
+    def get_in_stock(self, variant: Variant) -> bool:
+        return selectors.variant_in_stock(variant)
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    variants = VariantSerializer(many=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "title", "handle", "description", "variants"]
+
+
+class ShippingOptionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ShippingOption
+        fields = ["id", "name", "amount"]
+
+
+class ProductListQuerySerializer(serializers.Serializer):
+    region_id = serializers.CharField(required=False, max_length=40)
+
+
+class ShippingOptionQuerySerializer(serializers.Serializer):
+    cart_id = serializers.CharField(max_length=40)

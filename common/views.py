@@ -1,0 +1,89 @@
+"""Project-wide views: health checks and JSON error pages for non-DRF errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.errors import ApplicationError, NotFound
+
+logger = logging.getLogger(__name__)
+
+
+def _json_error(error: ApplicationError) -> JsonResponse:
+    return JsonResponse(error.as_dict(), status=error.http_status)
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_error(NotFound("No such resource."))
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    return _json_error(ApplicationError("Internal server error.", code="internal_error", http_status=500))
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_error(ApplicationError("Bad request.", code="bad_request", http_status=400))
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return _json_error(ApplicationError("Permission denied.", code="permission_denied", http_status=403))
+
+
+HealthResponse = inline_serializer(
+    "HealthResponse", {"status": serializers.CharField(), "checks": serializers.DictField(required=False)}
+)
+
+
+class LiveView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    @extend_schema(responses=HealthResponse, operation_id="health_live")
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return "ok"
+
+
+def _check_broker() -> str:
+    broker = settings.CELERY_BROKER_URL
+    if not broker:
+        return "not_configured"
+    from kombu import Connection  # local: only the readiness probe needs it
+
+    with Connection(broker, connect_timeout=2) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return "ok"
+
+
+class ReadyView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    @extend_schema(responses={200: HealthResponse, 503: HealthResponse}, operation_id="health_ready")
+    def get(self, request: Request) -> Response:
+        checks: dict[str, str] = {}
+        healthy = True
+        for name, check in (("database", _check_database), ("broker", _check_broker)):
+            try:
+                checks[name] = check()
+            except Exception as exc:  # noqa: BLE001 - a probe reports any failure
+                logger.warning("health.check_failed check=%s error=%s", name, type(exc).__name__)
+                checks[name] = "unavailable"
+                healthy = False
+        return Response({"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503)

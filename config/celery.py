@@ -1,0 +1,11 @@
+"""The Celery app. Tasks take ids, call one service, and are enqueued on commit."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("checkout")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,1 @@
+"""Development and test tooling. Never imported by product code."""

@@ -44,3 +44,93 @@ class PaymentSession(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+# --- Ledger -----------------------------------------------------------------------------
+
+
+class Actor(models.TextChoices):
+    CUSTOMER = "customer"
+    STAFF = "staff"
+    SYSTEM = "system"
+    STRIPE = "stripe"
+
+
+class LedgerEntryKind(models.TextChoices):
+    AUTHORIZATION = "authorization"  # funds held (manual capture) or charged (automatic capture)
+    CAPTURE = "capture"  # funds taken
+    VOID = "void"  # authorization released (cancel, expiry, or the uncaptured rest of a partial capture)
+    REFUND = "refund"
+
+
+class LedgerEntryStatus(models.TextChoices):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class LedgerEntry(models.Model):
+    """An append-only money movement of one PaymentIntent.
+
+    Authorized / captured / refunded amounts are sums over these rows, never fields edited
+    in place. ``idempotency_key`` is unique: recording the same Stripe fact twice (a webhook
+    retried, a double-submitted admin form) inserts nothing the second time. Only a refund's
+    ``status`` may change afterwards (pending -> succeeded/failed), as Stripe reports it.
+    """
+
+    payment_intent_id = models.CharField(max_length=255, db_index=True)
+    order_id = models.CharField(max_length=40, blank=True, db_index=True)
+    kind = models.CharField(max_length=16, choices=LedgerEntryKind.choices)
+    status = models.CharField(max_length=16, choices=LedgerEntryStatus.choices, default=LedgerEntryStatus.SUCCEEDED)
+    amount = models.PositiveBigIntegerField()
+    currency_code = models.CharField(max_length=3)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    stripe_object_id = models.CharField(max_length=255, blank=True, db_index=True, help_text="Charge or refund id.")
+    actor = models.CharField(max_length=16, choices=Actor.choices, default=Actor.SYSTEM)
+    actor_user_id = models.CharField(max_length=40, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "ledger entries"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} {self.currency_code} ({self.payment_intent_id})"
+
+
+# --- Disputes ---------------------------------------------------------------------------
+
+
+class Dispute(models.Model):
+    """A Stripe dispute (chargeback) on a charge of one of our PaymentIntents."""
+
+    OPEN_STATUSES = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
+
+    stripe_dispute_id = models.CharField(max_length=255, unique=True)
+    payment_intent_id = models.CharField(max_length=255, db_index=True)
+    charge_id = models.CharField(max_length=255, blank=True)
+    order_id = models.CharField(max_length=40, blank=True, db_index=True)
+    amount = models.PositiveBigIntegerField()
+    currency_code = models.CharField(max_length=3)
+    reason = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=32)
+    is_open = models.BooleanField(default=True, db_index=True)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    funds_withdrawn = models.BooleanField(default=False)
+    funds_reinstated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_dispute_id} ({self.status})"
+
+
+class StripeCustomer(models.Model):
+    """The one Stripe Customer of one of our customers, created lazily."""
+
+    user_id = models.CharField(max_length=40, unique=True)
+    stripe_customer_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -29,6 +29,9 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if "sqlite" in DATABASES["default"]["ENGINE"]:
+    # The embedded demo database: wait for a writer instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 
 if not DEBUG:
     if not SECRET_KEY or SECRET_KEY == _DEV_SECRET:

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Run the whole test suite against PostgreSQL (and Redis for the Celery worker tests).
+#   DATABASE_URL  default postgres://postgres@127.0.0.1:5432/checkout
+#   REDIS_URL     default redis://127.0.0.1:6379/0
+# Extra arguments go to pytest, e.g. scripts/test.sh tests/carts -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}
+export TEST_REDIS_URL=${TEST_REDIS_URL:-${REDIS_URL:-redis://127.0.0.1:6379/0}}
+unset REDIS_URL CELERY_BROKER_URL STRIPE_API_BASE
+.venv/bin/python -m devtools.preflight --database "$DATABASE_URL" --redis "$TEST_REDIS_URL"
+.venv/bin/python manage.py makemigrations --check --dry-run
+exec .venv/bin/python -m pytest "$@"

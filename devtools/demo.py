@@ -42,7 +42,7 @@ def _manage(*args: str, env: dict[str, str]) -> None:
 def _register_webhook(stripe_base: str, url: str, secret: str) -> None:
     body = urllib.parse.urlencode({"url": url, "secret": secret}).encode()
     request = urllib.request.Request(f"{stripe_base}/_config/webhooks/demo", data=body, method="POST")
-    request.add_header("Authorization", "Bearer sk_test_localstripe_dev")
+    request.add_header("Authorization", "Bearer sk_test_localstripe000000000000000000")
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback only
         response.read()
 
@@ -64,7 +64,7 @@ def main() -> None:
     env = {
         **os.environ,
         "DJANGO_DEBUG": "true",
-        "STRIPE_API_KEY": os.environ.get("STRIPE_API_KEY", "sk_test_localstripe_dev"),
+        "STRIPE_API_KEY": os.environ.get("STRIPE_API_KEY", "sk_test_localstripe000000000000000000"),
         "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe_dev"),
         "STRIPE_API_BASE": stripe_base,
         "STRIPE_JS_URL": f"{stripe_base}/js.stripe.com/v3/",

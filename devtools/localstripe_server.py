@@ -107,9 +107,10 @@ def serve(*, port: int, data_file: Path, from_scratch: bool, exit_with_parent: b
 
     if exit_with_parent:
         parent_pid = os.getppid()
+        watchdogs: list[asyncio.Task[None]] = []  # keeps a reference to the task
 
         async def start_watchdog(app: web.Application) -> None:
-            app["parent_watchdog"] = asyncio.ensure_future(_watch_parent(parent_pid))
+            watchdogs.append(asyncio.ensure_future(_watch_parent(parent_pid)))
 
         server.app.on_startup.append(start_watchdog)
 

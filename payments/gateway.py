@@ -1,23 +1,20 @@
 """The Stripe gateway: the only module of the product that imports ``stripe``.
 
-Every function is keyword-only, takes plain values and returns plain dicts (never
-stripe objects). Every write sends the caller's ``idempotency_key``. Every
-``stripe.StripeError`` is logged (request id and codes; never the API key, a
-client secret or card data) and re-raised as an ``ApplicationError``:
+Functions are keyword-only, take plain values and return plain dicts (never stripe
+objects). Every write sends the caller's ``idempotency_key``. A ``StripeError`` never
+escapes: it is logged (operation, request id, codes; never the API key, a client
+secret or card data) and raised again as an ``ApplicationError``:
 
-=====================================================  ===================================
-``CardError``                                          ``PaymentError`` 402 ``card_declined``
-``CardError`` with ``authentication_required``         ``PaymentError`` 402 ``payment_requires_action``
-``APIConnectionError`` (includes timeouts)             ``ProviderUnavailable`` 503
-``RateLimitError``                                     ``ProviderUnavailable`` 503
-``APIError`` with HTTP status >= 500                   ``ProviderUnavailable`` 502
-``InvalidRequestError`` 404 / ``resource_missing``     ``NotFound`` 404
-any other ``StripeError``                              ``ApplicationError`` 502 ``payment_provider_error``
-=====================================================  ===================================
+* ``CardError`` -> ``PaymentError`` 402 ``card_declined`` (``payment_requires_action``
+  when the code or decline code is ``authentication_required``);
+* ``APIConnectionError`` (timeouts included), ``RateLimitError`` -> ``ProviderUnavailable`` 503;
+* ``APIError`` with HTTP status >= 500 -> ``ProviderUnavailable`` 502;
+* ``InvalidRequestError`` 404 / ``resource_missing`` -> ``NotFound``;
+* any other ``StripeError`` -> ``ApplicationError`` 502 ``payment_provider_error``.
 
-``settings.STRIPE_API_BASE`` points the client (and dj-stripe's own requests) at
-another server, e.g. localstripe in development and tests; see docs/localstripe.md
-for what localstripe does differently and how callers account for it.
+``settings.STRIPE_API_BASE`` points the client (and dj-stripe's own requests) at another
+server: localstripe in development and tests. docs/localstripe.md lists what localstripe
+does differently and how callers account for it.
 """
 
 from __future__ import annotations
@@ -57,7 +54,7 @@ class WebhookSignatureError(ValidationError):
 # --- Client -----------------------------------------------------------------
 
 
-def get_client() -> stripe.StripeClient:
+def _get_client() -> stripe.StripeClient:
     """The shared client, built from settings on first use."""
     global _client
     with _client_lock:
@@ -100,10 +97,9 @@ def _redact(text: str | None) -> str:
     return _SECRETS.sub("[redacted]", text or "")
 
 
-def _translate(exc: stripe.StripeError) -> ApplicationError:
+def _translate(exc: stripe.StripeError, decline_code: str | None) -> ApplicationError:
     status = exc.http_status or 0
     if isinstance(exc, stripe.CardError):
-        decline_code = getattr(exc.error, "decline_code", None) if exc.error else None
         if "authentication_required" in (exc.code, decline_code):
             message = exc.user_message or "This payment needs additional authentication."
             return PaymentError(message, code="payment_requires_action")
@@ -114,29 +110,21 @@ def _translate(exc: stripe.StripeError) -> ApplicationError:
         return ProviderUnavailable(http_status=502)
     if isinstance(exc, stripe.InvalidRequestError) and (status == 404 or exc.code == "resource_missing"):
         return NotFound()
-    return ApplicationError(
-        "The payment provider rejected the request.", code="payment_provider_error", http_status=502
-    )
+    message = "The payment provider rejected the request."
+    return ApplicationError(message, code="payment_provider_error", http_status=502)
 
 
 def _call(operation: str, request: Callable[[], Any], idempotency_key: str | None = None) -> Any:
     try:
         return request()
     except stripe.StripeError as exc:
-        error = _translate(exc)
+        decline_code = getattr(exc.error, "decline_code", None) if exc.error else None
+        error = _translate(exc, decline_code)
         logger.warning(
-            "stripe_error operation=%s error=%s http_status=%s code=%s decline_code=%s param=%s "
-            "request_id=%s idempotency_key=%s mapped=%s message=%r",
-            operation,
-            type(exc).__name__,
-            exc.http_status,
-            exc.code,
-            getattr(exc.error, "decline_code", None) if exc.error else None,
-            getattr(exc, "param", None),
-            exc.request_id,
-            idempotency_key,
-            error.code,
-            _redact(exc.user_message),
+            "stripe_error operation=%s error=%s http_status=%s code=%s decline_code=%s param=%s request_id=%s "
+            "idempotency_key=%s mapped=%s message=%r",
+            *(operation, type(exc).__name__, exc.http_status, exc.code, decline_code, getattr(exc, "param", None)),
+            *(exc.request_id, idempotency_key, error.code, _redact(exc.user_message)),
         )
         raise error from exc
 
@@ -152,17 +140,16 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     return data
 
 
-def _write(
-    operation: str, request: Callable[[stripe.StripeClient, dict[str, Any]], Any], idempotency_key: str
-) -> dict[str, Any]:
+def _write(operation: str, idempotency_key: str, request: Callable[[stripe.StripeClient, Any], Any]) -> dict[str, Any]:
+    """Send a write with the caller's idempotency key (retries reuse it)."""
     if not idempotency_key:
         raise ValueError("Stripe writes need an idempotency key.")
     options = {"idempotency_key": idempotency_key}
-    return _as_dict(_call(operation, lambda: request(get_client(), options), idempotency_key))
+    return _as_dict(_call(operation, lambda: request(_get_client(), options), idempotency_key))
 
 
 def _read(operation: str, request: Callable[[stripe.StripeClient], Any]) -> dict[str, Any]:
-    return _as_dict(_call(operation, lambda: request(get_client())))
+    return _as_dict(_call(operation, lambda: request(_get_client())))
 
 
 def _compact(**params: Any) -> dict[str, Any]:
@@ -207,9 +194,7 @@ def payment_intent_create(
     if confirm:
         params["confirm"] = True
     return _write(
-        "payment_intent_create",
-        lambda client, options: client.v1.payment_intents.create(params=params, options=options),
-        idempotency_key,
+        "payment_intent_create", idempotency_key, lambda c, o: c.v1.payment_intents.create(params=params, options=o)
     )
 
 
@@ -229,9 +214,7 @@ def payment_intent_update(
     if not params:  # nothing to change (localstripe answers 400 to an empty update)
         return payment_intent_retrieve(id=id)
     return _write(
-        "payment_intent_update",
-        lambda client, options: client.v1.payment_intents.update(id, params=params, options=options),
-        idempotency_key,
+        "payment_intent_update", idempotency_key, lambda c, o: c.v1.payment_intents.update(id, params=params, options=o)
     )
 
 
@@ -241,27 +224,19 @@ def payment_intent_retrieve(*, id: str) -> dict[str, Any]:
 
 def payment_intent_confirm(*, id: str, idempotency_key: str) -> dict[str, Any]:
     """Confirm with the payment method already set on the intent (set it at create or update)."""
-    return _write(
-        "payment_intent_confirm",
-        lambda client, options: client.v1.payment_intents.confirm(id, options=options),
-        idempotency_key,
-    )
+    return _write("payment_intent_confirm", idempotency_key, lambda c, o: c.v1.payment_intents.confirm(id, options=o))
 
 
 def payment_intent_cancel(*, id: str, idempotency_key: str) -> dict[str, Any]:
-    return _write(
-        "payment_intent_cancel",
-        lambda client, options: client.v1.payment_intents.cancel(id, options=options),
-        idempotency_key,
-    )
+    return _write("payment_intent_cancel", idempotency_key, lambda c, o: c.v1.payment_intents.cancel(id, options=o))
 
 
 def payment_intent_capture(*, id: str, amount_to_capture: int | None = None, idempotency_key: str) -> dict[str, Any]:
     params = _compact(amount_to_capture=amount_to_capture)
     return _write(
         "payment_intent_capture",
-        lambda client, options: client.v1.payment_intents.capture(id, params=params, options=options),
         idempotency_key,
+        lambda c, o: c.v1.payment_intents.capture(id, params=params, options=o),
     )
 
 
@@ -286,18 +261,12 @@ def refund_create(
 ) -> dict[str, Any]:
     """Refund ``amount`` (default: everything) of the intent's charge."""
     params = _compact(payment_intent=payment_intent, amount=amount, reason=reason, metadata=metadata)
-    return _write(
-        "refund_create", lambda client, options: client.v1.refunds.create(params=params, options=options), idempotency_key
-    )
+    return _write("refund_create", idempotency_key, lambda c, o: c.v1.refunds.create(params=params, options=o))
 
 
 def customer_create(*, email: str, metadata: dict[str, str], idempotency_key: str) -> dict[str, Any]:
     params = {"email": email, "metadata": metadata}
-    return _write(
-        "customer_create",
-        lambda client, options: client.v1.customers.create(params=params, options=options),
-        idempotency_key,
-    )
+    return _write("customer_create", idempotency_key, lambda c, o: c.v1.customers.create(params=params, options=o))
 
 
 def payment_method_retrieve(*, id: str) -> dict[str, Any]:
@@ -309,7 +278,7 @@ def payment_method_list(*, customer: str) -> list[dict[str, Any]]:
     params = {"customer": customer, "type": "card", "limit": 100}
 
     def request() -> list[Any]:
-        return list(get_client().v1.payment_methods.list(params=params).auto_paging_iter())
+        return list(_get_client().v1.payment_methods.list(params=params).auto_paging_iter())
 
     return [_as_dict(method) for method in _call("payment_method_list", request)]
 
@@ -317,18 +286,12 @@ def payment_method_list(*, customer: str) -> list[dict[str, Any]]:
 def payment_method_attach(*, id: str, customer: str, idempotency_key: str) -> dict[str, Any]:
     params = {"customer": customer}
     return _write(
-        "payment_method_attach",
-        lambda client, options: client.v1.payment_methods.attach(id, params=params, options=options),
-        idempotency_key,
+        "payment_method_attach", idempotency_key, lambda c, o: c.v1.payment_methods.attach(id, params=params, options=o)
     )
 
 
 def payment_method_detach(*, id: str, idempotency_key: str) -> dict[str, Any]:
-    return _write(
-        "payment_method_detach",
-        lambda client, options: client.v1.payment_methods.detach(id, options=options),
-        idempotency_key,
-    )
+    return _write("payment_method_detach", idempotency_key, lambda c, o: c.v1.payment_methods.detach(id, options=o))
 
 
 def charge_retrieve(*, id: str) -> dict[str, Any]:
@@ -364,13 +327,9 @@ def webhook_event_construct(*, payload: bytes, sig_header: str, secrets: list[st
 
 # --- dj-stripe mirror -------------------------------------------------------
 
-_MIRRORED_MODELS = {
-    "payment_intent": "PaymentIntent",
-    "customer": "Customer",
-    "payment_method": "PaymentMethod",
-    "charge": "Charge",
-    "refund": "Refund",
-    "dispute": "Dispute",
+_MIRRORED_MODELS = {  # Stripe "object" -> dj-stripe model
+    **{"payment_intent": "PaymentIntent", "customer": "Customer", "payment_method": "PaymentMethod"},
+    **{"charge": "Charge", "refund": "Refund", "dispute": "Dispute"},
 }
 
 
@@ -385,7 +344,7 @@ def djstripe_bootstrap() -> None:
     """
     from djstripe.models import Account, APIKey
 
-    get_client()  # configures the stripe module that dj-stripe uses
+    _get_client()  # configures the stripe module that dj-stripe uses
     api_key = settings.STRIPE_API_KEY
     if APIKey.objects.filter(secret=api_key, djstripe_owner_account__isnull=False).exists():
         return
@@ -429,12 +388,10 @@ def mirror(obj: dict[str, Any]) -> bool:
             model = getattr(djstripe_models, model_name)
             model.sync_from_stripe_data(obj, api_key=settings.STRIPE_API_KEY)
     except Exception as exc:  # noqa: BLE001 - mirroring must never break the payment flow
+        first_line = _redact(next(iter(str(exc).splitlines()), ""))[:200]
         logger.warning(
             "stripe_mirror_failed object=%s id=%s error=%s message=%r",
-            object_type,
-            object_id,
-            type(exc).__name__,
-            _redact(str(exc))[:300],
+            *(object_type, object_id, type(exc).__name__, first_line),
         )
         return False
     return True

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-pytest_plugins: list[str] = []  # TEMP
+pytest_plugins = ["tests.plugins.localstripe"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

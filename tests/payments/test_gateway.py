@@ -82,7 +82,11 @@ def test_payment_intent_create_update_confirm_authorizes_visa(localstripe):
 
     payment_method = localstripe.card_payment_method(VISA)
     updated = gateway.payment_intent_update(
-        id=intent["id"], amount=1500, payment_method=payment_method, metadata={"cart_version": "2"}, idempotency_key="k:u"
+        id=intent["id"],
+        amount=1500,
+        payment_method=payment_method,
+        metadata={"cart_version": "2"},
+        idempotency_key="k:u",
     )
     assert updated["amount"] == 1500  # an int, although localstripe keeps the form value "1500"
     assert updated["status"] == "requires_confirmation"
@@ -118,6 +122,21 @@ def test_payment_intent_confirm_declined_card_raises_card_declined(localstripe):
     after = gateway.payment_intent_retrieve(id=intent["id"])
     assert after["status"] == "requires_payment_method"
     assert after["last_payment_error"]["code"] == "card_declined"
+
+
+def test_declined_intent_cannot_be_confirmed_again_on_localstripe(localstripe):
+    intent = _create_intent(1000, payment_method=localstripe.card_payment_method(DECLINED_AT_CONFIRM))
+    with pytest.raises(PaymentError):
+        gateway.payment_intent_confirm(id=intent["id"], idempotency_key="k:c1")
+    gateway.payment_intent_update(
+        id=intent["id"], payment_method=localstripe.card_payment_method(VISA), idempotency_key="k:u"
+    )
+
+    # Stripe would confirm with the new card; localstripe keeps the intent in
+    # requires_payment_method and answers 400 (docs/localstripe.md).
+    with pytest.raises(ApplicationError) as caught:
+        gateway.payment_intent_confirm(id=intent["id"], idempotency_key="k:c2")
+    assert caught.value.code == "payment_provider_error"
 
 
 def test_payment_intent_3d_secure_requires_action_then_authenticates(localstripe):
@@ -158,7 +177,9 @@ def test_refund_create_partial_then_rest(localstripe):
     intent = _authorized_intent(localstripe, 1000)
     gateway.payment_intent_capture(id=intent["id"], idempotency_key="k:cap")
 
-    refund = gateway.refund_create(payment_intent=intent["id"], amount=300, metadata={"ledger": "r1"}, idempotency_key="k:r1")
+    refund = gateway.refund_create(
+        payment_intent=intent["id"], amount=300, metadata={"ledger": "r1"}, idempotency_key="k:r1"
+    )
 
     assert refund["object"] == "refund"
     assert (refund["amount"], refund["status"], refund["payment_intent"]) == (300, "succeeded", intent["id"])
@@ -184,8 +205,9 @@ def test_payment_intent_cancel_authorized_intent(localstripe):
 
 
 def test_customer_payment_method_attach_list_detach(localstripe):
-    customer = gateway.customer_create(email="ada@example.com", metadata={"customer_id": "cus_1"}, idempotency_key="k:cu")
-    assert (customer["object"], customer["email"], customer["metadata"]) == ("customer", "ada@example.com", {"customer_id": "cus_1"})
+    customer = gateway.customer_create(email="ada@example.com", metadata={"user": "7"}, idempotency_key="k:cu")
+    assert customer["object"] == "customer"
+    assert (customer["email"], customer["metadata"]) == ("ada@example.com", {"user": "7"})
     payment_method = localstripe.card_payment_method(VISA, exp_month=4, exp_year=2031)
 
     attached = gateway.payment_method_attach(id=payment_method, customer=customer["id"], idempotency_key="k:a")
@@ -220,7 +242,8 @@ def test_saved_card_pays_for_customer_intent(localstripe):
 
     intent = _create_intent(2500, customer=customer["id"], payment_method=payment_method, confirm=True)
 
-    assert (intent["status"], intent["customer"], intent["payment_method"]) == ("requires_capture", customer["id"], payment_method)
+    assert intent["status"] == "requires_capture"
+    assert (intent["customer"], intent["payment_method"]) == (customer["id"], payment_method)
 
 
 # --- Error mapping -------------------------------------------------------------
@@ -286,7 +309,8 @@ def test_every_write_sends_the_callers_idempotency_key(localstripe, sent_request
     other = _create_intent(1000, key="key-create-2")
     gateway.payment_intent_cancel(id=other["id"], idempotency_key="key-cancel")
 
-    writes = [(r["url"].split("/v1/")[1], r["headers"].get("Idempotency-Key")) for r in sent_requests if r["method"] == "POST"]
+    posts = [r for r in sent_requests if r["method"] == "POST"]
+    writes = [(r["url"].split("/v1/")[1], r["headers"].get("Idempotency-Key")) for r in posts]
     assert writes == [
         ("customers", "key-customer"),
         (f"payment_methods/{payment_method}/attach", "key-attach"),
@@ -327,7 +351,7 @@ def _signed(payload: bytes, secret: str, timestamp: int | None = None) -> str:
     return f"t={timestamp},v1={signature}"
 
 
-EVENT = json.dumps({"id": "evt_1", "object": "event", "type": "payment_intent.succeeded", "data": {"object": {}}}).encode()
+EVENT = json.dumps({"id": "evt_1", "object": "event", "type": "payment_intent.succeeded", "data": {}}).encode()
 
 
 def test_webhook_event_construct_accepts_any_configured_secret():
@@ -391,7 +415,9 @@ def test_localstripe_webhook_delivery_verifies(localstripe, webhook_receiver):
     deadline = time.monotonic() + 10
     while True:
         payload, sig_header = received.get(timeout=max(deadline - time.monotonic(), 0.1))
-        event = gateway.webhook_event_construct(payload=payload, sig_header=sig_header, secrets=["whsec_test"], tolerance=300)
+        event = gateway.webhook_event_construct(
+            payload=payload, sig_header=sig_header, secrets=["whsec_test"], tolerance=300
+        )
         if event["data"]["object"]["id"] == intent["id"]:
             break
     assert event["type"] == "payment_intent.succeeded"
@@ -429,7 +455,8 @@ def test_mirror_syncs_payment_objects_into_djstripe(localstripe):
 def test_mirror_syncs_a_dispute(localstripe):
     from djstripe import models as djstripe_models
 
-    intent = _create_intent(1000, payment_method=localstripe.card_payment_method(VISA), capture_method="automatic", confirm=True)
+    payment_method = localstripe.card_payment_method(VISA)
+    intent = _create_intent(1000, payment_method=payment_method, capture_method="automatic", confirm=True)
     charge = gateway.charge_retrieve(id=gateway.latest_charge_id(intent))
     assert gateway.mirror(charge) is True
     # localstripe has no disputes: this is the shape Stripe sends in charge.dispute.created.
@@ -457,11 +484,17 @@ def test_mirror_syncs_a_dispute(localstripe):
 def test_mirror_failure_is_logged_and_leaves_the_transaction_usable(localstripe, caplog):
     from djstripe import models as djstripe_models
 
+    customer = gateway.customer_create(email="ada@example.com", metadata={}, idempotency_key="k:cu")
+    assert gateway.mirror(customer) is True
+
+    # PostgreSQL refuses NUL in jsonb: the UPDATE fails inside the test's transaction.
+    assert gateway.mirror({**customer, "metadata": {"note": "a\u0000b"}}) is False
     assert gateway.mirror({"object": "charge", "id": "ch_broken"}) is False
     assert gateway.mirror({"object": "invoice", "id": "in_1"}) is False
 
+    assert f"stripe_mirror_failed object=customer id={customer['id']}" in caplog.text
     assert "stripe_mirror_failed object=charge id=ch_broken" in caplog.text
-    assert djstripe_models.Charge.objects.filter(id="ch_broken").count() == 0  # the database still answers
+    assert djstripe_models.Customer.objects.get(id=customer["id"]).metadata == {}  # the transaction still works
 
 
 @pytest.mark.django_db

@@ -14,8 +14,9 @@ Fixtures:
 The settings a test gets under ``localstripe``:
 ``STRIPE_API_BASE`` = the server, ``STRIPE_API_KEY`` = ``STRIPE_TEST_SECRET_KEY`` =
 ``TEST_API_KEY`` (never a real key from the environment),
-``STRIPE_AUTOMATIC_PAYMENT_METHODS = False`` (localstripe rejects
-``automatic_payment_methods``), ``STRIPE_LIVE_MODE = False``.
+``STRIPE_AUTOMATIC_PAYMENT_METHODS = False`` and ``STRIPE_SEND_SETUP_FUTURE_USAGE = False``
+(localstripe rejects ``automatic_payment_methods`` and ``setup_future_usage``),
+``STRIPE_LIVE_MODE = False``.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def localstripe(localstripe_server: str, settings: Any) -> Iterator[LocalStripe]
     settings.STRIPE_TEST_SECRET_KEY = TEST_API_KEY
     settings.STRIPE_LIVE_MODE = False
     settings.STRIPE_AUTOMATIC_PAYMENT_METHODS = False
+    settings.STRIPE_SEND_SETUP_FUTURE_USAGE = False
     gateway.reset_client()
     server = LocalStripe(localstripe_server)
     try:

@@ -1,0 +1,329 @@
+"""``Idempotency-Key`` for every POST under ``/store`` (API.md, docs/idempotency.md).
+
+A Django middleware, so it sees the raw body before DRF parses it and no view has to do
+anything. Per request with a key:
+
+1. validate the key (1-255 printable ASCII characters, else ``400 validation_error``);
+2. resolve the scope from ``Authorization`` exactly as the API does (a customer id, ``guest``
+   without a token; an invalid token skips the mechanism so the view answers 401);
+3. ``INSERT ... ON CONFLICT DO NOTHING`` an in-flight record, committed at once (autocommit,
+   no transaction is held while the view runs), so a concurrent retry sees it;
+4. on a conflict: a different method/path/body is ``422 idempotency_key_reused``, a completed
+   record is replayed (``Idempotent-Replayed: true``, the view does not run), an in-flight one
+   is ``409 idempotency_key_in_use`` until ``IDEMPOTENCY_LOCK_TIMEOUT`` (a crashed request's
+   record is then taken over), an expired one is reused as if new;
+5. after the view: 2xx and 4xx responses are stored (except 409 and 429, which describe a
+   passing condition), anything else (5xx, streaming) deletes the record so the client may retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
+from django.utils import timezone
+from rest_framework import exceptions as drf_exceptions
+
+from common.errors import ApplicationError, Conflict, Unprocessable, ValidationError
+from common.models import IdempotencyRecord, IdempotencyStatus
+
+logger = logging.getLogger(__name__)
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+GUEST_SCOPE = "guest"
+METHODS = frozenset({"POST"})
+PATH_PREFIX = "/store/"
+# Responses that carry a secret we keep only as a digest are not stored (a retry issues another token).
+NOT_STORED_PATHS = (re.compile(r"^/store/auth/token/?$"),)
+# Conflicts and throttling describe a passing condition: a retry with the same key may succeed.
+NOT_STORED_STATUSES = frozenset({409, 429})
+REPLAYED_RESPONSE_HEADERS = ("Content-Type", "Location", "WWW-Authenticate")
+DEFAULT_LOCK_TIMEOUT = timedelta(seconds=120)
+
+_KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
+
+
+class IdempotencyKeyReused(Unprocessable):
+    code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was already used with a different request."
+
+
+class IdempotencyKeyInUse(Conflict):
+    code = "idempotency_key_in_use"
+    default_message = "A request with this Idempotency-Key is still being processed. Retry later."
+
+
+class _Skip(Exception):
+    """The mechanism does not apply to this request (e.g. an invalid token: the view answers 401)."""
+
+
+# --- key, scope, fingerprint -----------------------------------------------------------------
+
+
+def idempotency_key_validate(*, raw: str) -> str:
+    """1-255 printable ASCII characters, no leading or trailing space."""
+    if not _KEY_RE.fullmatch(raw):
+        raise ValidationError(
+            f"{HEADER} must be 1-255 printable ASCII characters without leading or trailing spaces.", param=HEADER
+        )
+    return raw
+
+
+def idempotency_scope_for(*, request: HttpRequest) -> str:
+    """The customer id of a valid Bearer token, ``guest`` without one; ``_Skip`` for an invalid token.
+
+    Uses the API's own authentication class (and so ``customers.selectors.user_for_token``),
+    so the scope is the customer the view will see.
+    """
+    from customers.authentication import BearerTokenAuthentication  # common must not import customers at load
+
+    try:
+        result = BearerTokenAuthentication().authenticate(request)
+    except drf_exceptions.AuthenticationFailed as exc:
+        raise _Skip from exc
+    if result is None:
+        return GUEST_SCOPE
+    return str(result[0].pk)
+
+
+def request_fingerprint(*, body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+def _lock_timeout() -> timedelta:
+    return getattr(settings, "IDEMPOTENCY_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
+
+
+_INSERT_FIELDS = (
+    "scope",
+    "key",
+    "method",
+    "path",
+    "request_fingerprint",
+    "status",
+    "lock_token",
+    "locked_at",
+    "created_at",
+    "expires_at",
+)
+
+
+def _insert_if_absent(*, record: IdempotencyRecord) -> bool:
+    """One ``INSERT ... ON CONFLICT (scope, key) DO NOTHING RETURNING id`` (PostgreSQL and SQLite >= 3.35).
+
+    A plain ``create()`` would need a savepoint and an IntegrityError (and a server-side ERROR
+    log line) on every retry; this is one statement, committed immediately in autocommit.
+    """
+    meta = IdempotencyRecord._meta
+    fields = [meta.get_field(name) for name in _INSERT_FIELDS]
+    qn = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({qn('scope')}, {qn('key')}) DO NOTHING RETURNING {qn(meta.pk.column)}"
+    )
+    params = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    record.pk = row[0]
+    return True
+
+
+@dataclass(frozen=True)
+class Acquired:
+    """This request owns the in-flight record: run the view, then complete or discard it."""
+
+    record: IdempotencyRecord
+
+
+@dataclass(frozen=True)
+class Replay:
+    record: IdempotencyRecord
+
+
+def idempotency_record_acquire(
+    *, scope: str, key: str, method: str, path: str, fingerprint: str, now: datetime | None = None
+) -> Acquired | Replay:
+    """Insert the in-flight record, or decide from the existing one. Raises 422 / 409 errors."""
+    now = now or timezone.now()
+    record = IdempotencyRecord(
+        scope=scope,
+        key=key,
+        method=method,
+        path=path,
+        request_fingerprint=fingerprint,
+        status=IdempotencyStatus.IN_FLIGHT,
+        lock_token=uuid.uuid4(),
+        locked_at=now,
+        created_at=now,
+        expires_at=now + settings.IDEMPOTENCY_KEY_TTL,
+    )
+    for _attempt in range(3):
+        if _insert_if_absent(record=record):
+            return Acquired(record)
+        existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+        if existing is None:
+            continue  # purged between the two statements: insert again
+        if existing.expires_at <= now:
+            # A dead key (not purged yet) is free: take it over with this request.
+            if _take_over(existing=existing, record=record, fields=_INSERT_FIELDS):
+                return Acquired(record)
+            continue
+        if (existing.method, existing.path, existing.request_fingerprint) != (method, path, fingerprint):
+            raise IdempotencyKeyReused()
+        if existing.status == IdempotencyStatus.COMPLETED:
+            return Replay(existing)
+        if existing.locked_at + _lock_timeout() > now:
+            raise IdempotencyKeyInUse(headers={"Retry-After": "1"})
+        # The first request's process died while in flight: the same request may run again.
+        record.created_at = existing.created_at
+        if _take_over(existing=existing, record=record, fields=("lock_token", "locked_at", "expires_at")):
+            logger.warning("idempotency.taken_over scope=%s path=%s", scope, path)
+            return Acquired(record)
+    raise IdempotencyKeyInUse(headers={"Retry-After": "1"})
+
+
+def _take_over(*, existing: IdempotencyRecord, record: IdempotencyRecord, fields: tuple[str, ...]) -> bool:
+    """Compare-and-swap on the old ``lock_token``: exactly one concurrent taker wins."""
+    values = {name: getattr(record, name) for name in fields}
+    values.update(status=IdempotencyStatus.IN_FLIGHT, response_status=None, response_body=None, response_headers=None)
+    values.update(completed_at=None)
+    won = IdempotencyRecord.objects.filter(pk=existing.pk, lock_token=existing.lock_token).update(**values) == 1
+    if won:
+        record.pk = existing.pk
+    return won
+
+
+def idempotency_record_complete(*, record: IdempotencyRecord, response: HttpResponse) -> bool:
+    """Store the response (still owned by ``record.lock_token``); False if the record was taken over."""
+    headers = {name: response[name] for name in REPLAYED_RESPONSE_HEADERS if response.has_header(name)}
+    updated = IdempotencyRecord.objects.filter(
+        pk=record.pk, lock_token=record.lock_token, status=IdempotencyStatus.IN_FLIGHT
+    ).update(
+        status=IdempotencyStatus.COMPLETED,
+        response_status=response.status_code,
+        response_body=response.content.decode("utf-8"),
+        response_headers=headers,
+        completed_at=timezone.now(),
+    )
+    if not updated:
+        logger.warning("idempotency.lost_record scope=%s path=%s", record.scope, record.path)
+    return updated == 1
+
+
+def idempotency_record_discard(*, record: IdempotencyRecord) -> None:
+    """Forget an in-flight record this request owns, so a retry with the same key runs again."""
+    IdempotencyRecord.objects.filter(pk=record.pk, lock_token=record.lock_token).delete()
+
+
+def idempotency_records_purge(*, now: datetime | None = None, batch_size: int = 1000) -> int:
+    """Delete expired records (kept ``IDEMPOTENCY_KEY_TTL``, at least 24 h) in short batches."""
+    now = now or timezone.now()
+    deleted = 0
+    while True:
+        ids = list(IdempotencyRecord.objects.filter(expires_at__lte=now).values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        deleted += IdempotencyRecord.objects.filter(pk__in=ids, expires_at__lte=now).delete()[0]
+    if deleted:
+        logger.info("idempotency.purged count=%s", deleted)
+    return deleted
+
+
+def replay_response(*, record: IdempotencyRecord) -> HttpResponse:
+    response = HttpResponse(record.response_body or "", status=record.response_status)
+    for name, value in (record.response_headers or {}).items():
+        response[name] = value
+    response[REPLAYED_HEADER] = "true"
+    return response
+
+
+def _is_storable(response: HttpResponse) -> bool:
+    if response.streaming or response.status_code >= 500 or response.status_code in NOT_STORED_STATUSES:
+        return False
+    try:
+        response.content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _error_response(error: ApplicationError) -> JsonResponse:
+    response = JsonResponse(error.as_dict(), status=error.http_status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+# --- middleware ------------------------------------------------------------------------------
+
+
+class IdempotencyMiddleware:
+    """Applies ``Idempotency-Key`` to every POST under ``/store``; place it after the body-size limit."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def applies_to(self, request: HttpRequest) -> bool:
+        return (
+            request.method in METHODS
+            and request.path_info.startswith(PATH_PREFIX)
+            and HEADER in request.headers
+            and not any(pattern.match(request.path_info) for pattern in NOT_STORED_PATHS)
+        )
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not self.applies_to(request):
+            return self.get_response(request)
+        try:
+            key = idempotency_key_validate(raw=request.headers[HEADER])
+            scope = idempotency_scope_for(request=request)
+            # Django caches the body in request._body; DRF then parses from that cache.
+            fingerprint = request_fingerprint(body=request.body)
+            outcome = idempotency_record_acquire(
+                scope=scope, key=key, method=request.method or "POST", path=request.path, fingerprint=fingerprint
+            )
+        except _Skip:
+            return self.get_response(request)
+        except RequestDataTooBig:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return _error_response(
+                ApplicationError(f"Request body larger than {limit} bytes.", code="request_too_large", http_status=413)
+            )
+        except UnreadablePostError:
+            return _error_response(ApplicationError("The request body could not be read.", code="bad_request"))
+        except ApplicationError as error:
+            logger.info("idempotency.rejected code=%s path=%s", error.code, request.path)
+            return _error_response(error)
+
+        if isinstance(outcome, Replay):
+            logger.info("idempotency.replayed scope=%s path=%s status=%s", scope, request.path, outcome.record.response_status)
+            return replay_response(record=outcome.record)
+
+        record = outcome.record
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            idempotency_record_discard(record=record)
+            raise
+        if _is_storable(response):
+            idempotency_record_complete(record=record, response=response)
+        else:
+            idempotency_record_discard(record=record)
+        return response

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from carts import calculations
-from carts.models import Cart
+from carts.models import Cart, CartStatus
 from common.errors import NotFound
+from common.money import charge_increment
 
 
 def _visible_to(cart: Cart, user_id: str | None) -> bool:
@@ -28,6 +32,14 @@ def cart_check_visible(*, cart: Cart, user_id: str | None) -> None:
         raise NotFound("No such cart.")
 
 
+def cart_status(*, cart: Cart, now: datetime | None = None) -> str:
+    """The status a shopper sees: an active cart past ``expires_at`` is expired even before
+    the periodic ``carts_expire`` run has marked it."""
+    if cart.status == CartStatus.ACTIVE and cart.expires_at <= (now or timezone.now()):
+        return CartStatus.EXPIRED
+    return cart.status
+
+
 def cart_totals(*, cart: Cart) -> calculations.CartTotals:
     """Totals from the (prefetched) lines; no queries beyond ``cart.items.all()``."""
     return calculations.cart_totals(
@@ -38,4 +50,5 @@ def cart_totals(*, cart: Cart) -> calculations.CartTotals:
         shipping_amount=cart.shipping_amount or 0,
         tax_rate_bps=cart.region.tax_rate_bps,
         tax_inclusive=cart.region.tax_inclusive,
+        increment=charge_increment(cart.currency_code),
     )

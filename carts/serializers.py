@@ -7,48 +7,52 @@ from rest_framework import serializers
 
 from carts import selectors
 from carts.calculations import CartTotals
-from carts.models import Cart, LineItem
+from carts.models import Cart, CartStatus, LineItem
+from common.fields import StrictCharField, StrictEmailField, StrictIntegerField, StrictRegexField
+from carts.services import MAX_LINE_QUANTITY, MAX_LINES
 from payments import selectors as payment_selectors
 from payments.serializers import PaymentSessionSerializer
 
 
 class AddressSerializer(serializers.Serializer):
-    first_name = serializers.CharField(max_length=100)
-    last_name = serializers.CharField(max_length=100)
-    company = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    address_1 = serializers.CharField(max_length=200)
-    address_2 = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    city = serializers.CharField(max_length=100)
-    province = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    postal_code = serializers.CharField(max_length=20)
-    country_code = serializers.RegexField(r"^[A-Z]{2}$", max_length=2)
-    phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    first_name = StrictCharField(max_length=100)
+    last_name = StrictCharField(max_length=100)
+    company = StrictCharField(max_length=200, required=False, allow_blank=True)
+    address_1 = StrictCharField(max_length=200)
+    address_2 = StrictCharField(max_length=200, required=False, allow_blank=True)
+    city = StrictCharField(max_length=100)
+    province = StrictCharField(max_length=100, required=False, allow_blank=True)
+    postal_code = StrictCharField(max_length=20)
+    country_code = StrictRegexField(
+        r"^[A-Z]{2}$", max_length=2, help_text="Upper-case ISO 3166-1 alpha-2, e.g. US."
+    )
+    phone = StrictCharField(max_length=40, required=False, allow_blank=True)
 
 
 class ItemInputSerializer(serializers.Serializer):
-    variant_id = serializers.CharField(max_length=40)
-    quantity = serializers.IntegerField(min_value=1, max_value=10_000)
+    variant_id = StrictCharField(max_length=40)
+    quantity = StrictIntegerField(min_value=1, max_value=MAX_LINE_QUANTITY)
 
 
 class CartCreateInputSerializer(serializers.Serializer):
-    region_id = serializers.CharField(max_length=40)
-    email = serializers.EmailField(required=False, allow_blank=True)
-    items = ItemInputSerializer(many=True, required=False, max_length=200)
+    region_id = StrictCharField(max_length=40)
+    email = StrictEmailField(max_length=254, required=False, allow_blank=True)
+    items = ItemInputSerializer(many=True, required=False, max_length=MAX_LINES)
 
 
 class CartUpdateInputSerializer(serializers.Serializer):
-    email = serializers.EmailField(required=False, allow_blank=True)
-    region_id = serializers.CharField(max_length=40, required=False)
+    email = StrictEmailField(max_length=254, required=False, allow_blank=True)
+    region_id = StrictCharField(max_length=40, required=False)
     shipping_address = AddressSerializer(required=False, allow_null=True)
     billing_address = AddressSerializer(required=False, allow_null=True)
 
 
 class LineItemQuantityInputSerializer(serializers.Serializer):
-    quantity = serializers.IntegerField(min_value=0, max_value=10_000)
+    quantity = StrictIntegerField(min_value=0, max_value=MAX_LINE_QUANTITY, help_text="0 removes the line.")
 
 
 class ShippingMethodInputSerializer(serializers.Serializer):
-    option_id = serializers.CharField(max_length=40)
+    option_id = StrictCharField(max_length=40)
 
 
 class ShippingMethodSerializer(serializers.Serializer):
@@ -82,6 +86,7 @@ class LineItemSerializer(serializers.ModelSerializer):
 class CartSerializer(serializers.ModelSerializer):
     """Output only. Totals are computed on the server from the stored lines."""
 
+    status = serializers.SerializerMethodField()
     items = serializers.SerializerMethodField()
     shipping_address = AddressSerializer(allow_null=True)
     billing_address = AddressSerializer(allow_null=True)
@@ -121,6 +126,10 @@ class CartSerializer(serializers.ModelSerializer):
         if cart.id not in cache:
             cache[cart.id] = selectors.cart_totals(cart=cart)
         return cache[cart.id]
+
+    @extend_schema_field(serializers.ChoiceField(choices=CartStatus.choices))
+    def get_status(self, cart: Cart) -> str:
+        return selectors.cart_status(cart=cart)
 
     @extend_schema_field(LineItemSerializer(many=True))
     def get_items(self, cart: Cart) -> list[dict[str, Any]]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
@@ -41,16 +42,23 @@ def cart_assert_writable(*, cart: Cart, now: datetime | None = None) -> None:
     if cart.status == CartStatus.COMPLETING:
         raise Conflict("This cart is being completed.", code="cart_completing")
     if cart.status == CartStatus.EXPIRED or cart.expires_at <= now:
-        raise Gone(f"This cart expired on {cart.expires_at.isoformat()}.", code="cart_expired")
+        expired_on = cart.expires_at.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise Gone(f"This cart expired on {expired_on}.", code="cart_expired")
 
 
 @contextmanager
 def _cart_write(*, cart_id: str, user_id: str | None) -> Iterator[Cart]:
-    """Lock, check owner and state, let the caller change the cart, then touch it (version, expiry)."""
+    """Lock, check owner and state, let the caller change the cart, then touch it (version, expiry).
+
+    An authenticated customer writing to a guest cart claims it: from then on only they see it.
+    """
     with transaction.atomic():
         cart = cart_lock(cart_id=cart_id)
         cart_check_visible(cart=cart, user_id=user_id)
         cart_assert_writable(cart=cart)
+        if user_id and cart.customer_id is None:
+            cart.customer_id = user_id
+            logger.info("cart.claimed cart_id=%s customer_id=%s", cart.id, user_id)
         yield cart
         now = timezone.now()
         cart.version = F("version") + 1
@@ -97,7 +105,7 @@ def _line_add(*, cart: Cart, variant_id: str, quantity: int) -> None:
         cart=cart,
         variant=variant,
         sku=variant.sku,
-        title=f"{variant.product.title} / {variant.title}",
+        title=f"{variant.product.title} / {variant.title}"[: LineItem._meta.get_field("title").max_length],
         quantity=quantity,
         unit_price=_line_price(variant=variant, currency_code=cart.currency_code),
     )
@@ -148,8 +156,6 @@ def cart_update(
     billing_address: dict[str, Any] | None = _UNSET,
 ) -> None:
     with _cart_write(cart_id=cart_id, user_id=user_id) as cart:
-        if user_id and cart.customer_id is None:
-            cart.customer_id = user_id  # claiming a guest cart by writing to it while logged in
         if email is not _UNSET:
             cart.email = email or ""
         if region_id is not _UNSET and region_id != cart.region_id:
@@ -160,10 +166,9 @@ def cart_update(
             cart.shipping_option = None
             cart.shipping_name = ""
             cart.shipping_amount = None
-            for field in ("shipping_address", "billing_address"):
-                address = getattr(cart, field)
-                if address and address.get("country_code") not in region.countries:
-                    setattr(cart, field, None)
+            # A shipping address outside the new region is dropped; billing may be anywhere.
+            if cart.shipping_address and cart.shipping_address.get("country_code") not in region.countries:
+                cart.shipping_address = None
         if shipping_address is not _UNSET:
             cart.shipping_address = (
                 _validate_address(address=shipping_address, region=cart.region, param="shipping_address")
@@ -171,6 +176,7 @@ def cart_update(
                 else None
             )
         if billing_address is not _UNSET:
+            # Billing addresses are checked for shape only: a card may be billed in any country.
             cart.billing_address = billing_address or None
 
 
@@ -203,13 +209,22 @@ def cart_shipping_method_set(*, cart_id: str, user_id: str | None, option_id: st
         cart.shipping_amount = option.amount
 
 
-def carts_expire(*, now: datetime | None = None, batch_size: int = 500) -> Iterator[int]:
-    """Mark carts past ``expires_at`` as expired, in batches; yields each batch's size.
+def carts_expire(
+    *,
+    now: datetime | None = None,
+    batch_size: int = 500,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> int:
+    """Mark active carts past ``expires_at`` as expired, in batches; return how many were marked.
 
-    Constant memory (ids only, one batch at a time) and idempotent. Expired carts are kept.
-    Carts being completed are left alone.
+    Constant memory (one batch of ids at a time, each batch its own short transaction) and
+    idempotent (only ``active`` carts move, so a second run marks nothing). Rows locked by a
+    concurrent write are skipped and picked up by the next run. Carts being completed are
+    left alone; expired carts are kept, so a late webhook can still find them. Their stock
+    reservations are released. ``on_batch(batch, total)`` is called after each batch.
     """
     now = now or timezone.now()
+    total = 0
     while True:
         with transaction.atomic():
             ids = list(
@@ -219,8 +234,12 @@ def carts_expire(*, now: datetime | None = None, batch_size: int = 500) -> Itera
                 .values_list("pk", flat=True)[:batch_size]
             )
             if not ids:
-                return
-            Cart.objects.filter(pk__in=ids).update(status=CartStatus.EXPIRED, updated_at=now)
-        for cart_id in ids:
-            catalog_services.stock_release(cart_id=cart_id, now=now)
-        yield len(ids)
+                break
+            # Transition active -> expired; the status filter above is the transition check.
+            Cart.objects.filter(pk__in=ids, status=CartStatus.ACTIVE).update(status=CartStatus.EXPIRED, updated_at=now)
+            catalog_services.stock_release_for_carts(cart_ids=ids, now=now)
+        total += len(ids)
+        if on_batch is not None:
+            on_batch(len(ids), total)
+    logger.info("carts.expired count=%s before=%s", total, now.isoformat())
+    return total

@@ -1,9 +1,27 @@
 from __future__ import annotations
 
+import re
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Mod
+from django.db.models.lookups import Exact
 
 from common.ids import PublicIdField
+from common.money import THREE_DECIMAL, charge_increment
+
+_CURRENCY_RE = re.compile(r"^[a-z]{3}$")
+_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+
+
+def _check_chargeable(*, amount: int | None, currency_code: str, field: str) -> None:
+    """Catalog pricing rule: amounts are multiples of the currency's charge increment (10 fils for KWD)."""
+    increment = charge_increment(currency_code)
+    if amount is not None and amount % increment:
+        raise ValidationError(
+            {field: f"Amounts in {currency_code.upper()} must be multiples of {increment} minor units (card payments)."}
+        )
 
 
 class Region(models.Model):
@@ -20,6 +38,14 @@ class Region(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.currency_code})"
+
+    def clean(self) -> None:
+        if not _CURRENCY_RE.match(self.currency_code or ""):
+            raise ValidationError({"currency_code": "Use a lower-case ISO 4217 code, e.g. usd."})
+        if not isinstance(self.countries, list) or not all(
+            isinstance(c, str) and _COUNTRY_RE.match(c) for c in self.countries
+        ):
+            raise ValidationError({"countries": 'Use a list of upper-case ISO 3166-1 alpha-2 codes, e.g. ["US"].'})
 
 
 class Product(models.Model):
@@ -57,10 +83,22 @@ class Price(models.Model):
     amount = models.PositiveBigIntegerField(help_text="Minor units of the currency.")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["variant", "currency_code"], name="price_one_per_currency")]
+        constraints = [
+            models.UniqueConstraint(fields=["variant", "currency_code"], name="price_one_per_currency"),
+            # Stripe charges three-decimal currencies by card only in multiples of 10 minor units.
+            models.CheckConstraint(
+                condition=~Q(currency_code__in=sorted(THREE_DECIMAL)) | Q(Exact(Mod("amount", 10), 0)),
+                name="price_chargeable_three_decimal",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.variant_id} {self.amount} {self.currency_code}"
+
+    def clean(self) -> None:
+        if not _CURRENCY_RE.match(self.currency_code or ""):
+            raise ValidationError({"currency_code": "Use a lower-case ISO 4217 code, e.g. usd."})
+        _check_chargeable(amount=self.amount, currency_code=self.currency_code, field="amount")
 
 
 class StockLevel(models.Model):
@@ -104,3 +142,7 @@ class ShippingOption(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.region.currency_code})"
+
+    def clean(self) -> None:
+        if self.region_id is not None:
+            _check_chargeable(amount=self.amount, currency_code=self.region.currency_code, field="amount")

@@ -54,8 +54,10 @@ class ShippingOptionSerializer(serializers.ModelSerializer):
 
 
 class ProductListQuerySerializer(serializers.Serializer):
-    region_id = serializers.CharField(required=False, max_length=40)
+    region_id = serializers.CharField(
+        required=False, max_length=40, help_text="Price the variants in this region's currency."
+    )
 
 
 class ShippingOptionQuerySerializer(serializers.Serializer):
-    cart_id = serializers.CharField(max_length=40)
+    cart_id = serializers.CharField(max_length=40, help_text="Options of this cart's region.")

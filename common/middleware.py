@@ -26,3 +26,26 @@ class BodySizeLimitMiddleware:
             )
             return JsonResponse(error.as_dict(), status=413)
         return self.get_response(request)
+
+
+class RejectNulMiddleware:
+    """NUL characters cannot name anything here (PostgreSQL text cannot hold them): a path
+    with one is 404 and a query string with one is 400, before any view passes it to the
+    database. (JSON bodies are covered by the serializers' ProhibitNullCharactersValidator.)"""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path_info:
+            return _json_error(ApplicationError("No such resource.", code="not_found", http_status=404))
+        for key, values in request.GET.lists():
+            if "\x00" in key or any("\x00" in value for value in values):
+                return _json_error(
+                    ApplicationError("Null characters are not allowed.", code="validation_error", param=key.replace("\x00", ""))
+                )
+        return self.get_response(request)
+
+
+def _json_error(error: ApplicationError) -> JsonResponse:
+    return JsonResponse(error.as_dict(), status=error.http_status)

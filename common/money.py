@@ -3,6 +3,12 @@
 ``CURRENCY_EXPONENTS`` is the one table of minor-unit exponents. It lists every
 currency Stripe treats as zero-decimal or three-decimal; any other currency
 defaults to 2.
+
+``charge_increment`` is the smallest step, in minor units, in which an amount can
+be charged to a card: Stripe requires card amounts in the three-decimal currencies
+to be multiples of 10 (e.g. 1.250 KWD, never 1.255 KWD). Catalog prices and
+shipping amounts must be multiples of it, and tax is rounded to it, so every
+total we compute is chargeable. See docs/money-and-tax.md.
 """
 
 from __future__ import annotations
@@ -31,8 +37,22 @@ CURRENCY_SYMBOLS: dict[str, str] = {
 }
 
 
+# Card amounts in three-decimal currencies must be multiples of 10 minor units (Stripe).
+CHARGE_INCREMENTS: dict[str, int] = {code: 10 for code in THREE_DECIMAL}
+
+
 def currency_exponent(currency: str) -> int:
     return CURRENCY_EXPONENTS.get(currency.lower(), DEFAULT_EXPONENT)
+
+
+def charge_increment(currency: str) -> int:
+    """The step (in minor units) card amounts of this currency must be a multiple of: 10 or 1."""
+    return CHARGE_INCREMENTS.get(currency.lower(), 1)
+
+
+def is_chargeable(amount: int, currency: str) -> bool:
+    """True when ``amount`` (minor units) can be charged to a card in ``currency``."""
+    return amount % charge_increment(currency) == 0
 
 
 def round_half_up_div(numerator: int, denominator: int) -> int:
@@ -42,6 +62,13 @@ def round_half_up_div(numerator: int, denominator: int) -> int:
     if numerator >= 0:
         return (2 * numerator + denominator) // (2 * denominator)
     return -((-2 * numerator + denominator) // (2 * denominator))
+
+
+def round_half_up_to(numerator: int, denominator: int, *, increment: int = 1) -> int:
+    """``numerator / denominator`` rounded half up to a multiple of ``increment`` (exact for ints)."""
+    if increment <= 0:
+        raise ValueError("increment must be positive")
+    return round_half_up_div(numerator, denominator * increment) * increment
 
 
 @dataclass(frozen=True, slots=True)

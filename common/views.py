@@ -14,7 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.errors import ApplicationError, NotFound
+from common.errors import ApplicationError, NotFound, ServiceUnavailable
+from common.schema import ErrorResponse
 
 logger = logging.getLogger(__name__)
 
@@ -67,23 +68,29 @@ def _check_broker() -> str:
     from kombu import Connection  # local: only the readiness probe needs it
 
     with Connection(broker, connect_timeout=2) as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
     return "ok"
 
 
 class ReadyView(APIView):
+    """Ready when the database and (if configured) the Celery broker answer; 503 otherwise.
+
+    The 503 body is the usual error shape with the per-dependency ``checks`` inside ``error``.
+    """
+
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
-    @extend_schema(responses={200: HealthResponse, 503: HealthResponse}, operation_id="health_ready")
+    @extend_schema(responses={200: HealthResponse, 503: ErrorResponse}, operation_id="health_ready")
     def get(self, request: Request) -> Response:
         checks: dict[str, str] = {}
-        healthy = True
         for name, check in (("database", _check_database), ("broker", _check_broker)):
             try:
                 checks[name] = check()
             except Exception as exc:  # noqa: BLE001 - a probe reports any failure
                 logger.warning("health.check_failed check=%s error=%s", name, type(exc).__name__)
                 checks[name] = "unavailable"
-                healthy = False
-        return Response({"status": "ok" if healthy else "unavailable", "checks": checks}, status=200 if healthy else 503)
+        failed = sorted(name for name, result in checks.items() if result == "unavailable")
+        if failed:
+            raise ServiceUnavailable(f"Not ready: {', '.join(failed)} unavailable.", code="not_ready", extra={"checks": checks})
+        return Response({"status": "ok", "checks": checks})

@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
+from common.schema import error_response
 from customers import services
 from customers.serializers import CustomerRegisterInputSerializer, CustomerSerializer, TokenInputSerializer
 
@@ -22,7 +23,11 @@ class CustomerViewSet(viewsets.ViewSet):
     def get_permissions(self) -> list[IsAuthenticated]:
         return [IsAuthenticated()] if self.action == "me" else []
 
-    @extend_schema(request=CustomerRegisterInputSerializer, responses={201: CustomerResponse}, operation_id="customers_create")
+    @extend_schema(
+        request=CustomerRegisterInputSerializer,
+        responses={201: CustomerResponse, 409: error_response(409, "`email_taken`: a customer with this email exists.")},
+        operation_id="customers_create",
+    )
     def create(self, request: Request) -> Response:
         data = CustomerRegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -35,7 +40,7 @@ class CustomerViewSet(viewsets.ViewSet):
 
     @extend_schema(
         request=TokenInputSerializer,
-        responses=inline_serializer("TokenResponse", {"token": serializers.CharField()}),
+        responses={200: inline_serializer("TokenResponse", {"token": serializers.CharField()})},
         operation_id="auth_token_create",
     )
     def token(self, request: Request) -> Response:

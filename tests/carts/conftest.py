@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import pytest
+from django.utils import timezone
+
+
+class Clock:
+    """A settable ``django.utils.timezone.now`` (what services, auto_now fields and factories call)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock(datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt_timezone.utc))
+    monkeypatch.setattr(timezone, "now", fake)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def _clear_throttle_cache() -> None:
+    """Throttle counters live in the cache; start every test with none (auth is 20/min)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

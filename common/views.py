@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -26,6 +27,12 @@ def _json_error(error: ApplicationError) -> JsonResponse:
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return _json_error(NotFound("No such resource."))
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
+    """Catch-all for unknown API paths, so they answer JSON even with DEBUG on (Django's debug 404 is HTML)."""
+    return handler404(request)
 
 
 def handler500(request: HttpRequest) -> JsonResponse:

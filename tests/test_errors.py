@@ -238,3 +238,10 @@ def test_auth_scope_throttled_with_retry_after(world):
     assert_error_shape(response, 429, "rate_limited")
     # other endpoints are not throttled
     assert client.get("/store/regions").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/store/no-such-thing", "/store/carts/x/y/z", "/webhooks/nope", "/health/nope"])
+def test_unknown_api_path_is_json_even_with_debug(db, settings, path):
+    settings.DEBUG = True  # Django's own debug 404 page is HTML
+    response = Client().post(path, data=b"{}", content_type="application/json")
+    assert_error_shape(response, 404, "not_found")

@@ -33,6 +33,13 @@ class PaymentSession(models.Model):
     currency_code = models.CharField(max_length=3)
     cart_version = models.PositiveIntegerField(help_text="The cart version the amount was computed for.")
     customer_id = models.CharField(max_length=40, blank=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True, help_text="Set when a card is saved or reused.")
+    save_payment_method = models.BooleanField(
+        default=False, help_text="The shopper asked to keep the card on their Stripe Customer."
+    )
+    confirm_attempts = models.PositiveIntegerField(
+        default=0, help_text="Server-side confirmations with a saved card; part of their idempotency keys."
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

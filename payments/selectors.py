@@ -1,7 +1,40 @@
 from __future__ import annotations
 
-from payments.models import PaymentSession
+from typing import Any
+
+from payments import gateway
+from payments.models import PaymentSession, StripeCustomer
 
 
 def payment_session_active_for_cart(*, cart_id: str) -> PaymentSession | None:
     return PaymentSession.objects.filter(cart_id=cart_id, is_active=True).first()
+
+
+def payment_session_get_by_intent(*, payment_intent_id: str) -> PaymentSession | None:
+    return PaymentSession.objects.filter(payment_intent_id=payment_intent_id).first()
+
+
+def stripe_customer_id_for_user(*, user_id: str) -> str | None:
+    return StripeCustomer.objects.filter(user_id=user_id).values_list("stripe_customer_id", flat=True).first()
+
+
+def payment_method_list_for_user(*, user_id: str) -> list[dict[str, Any]]:
+    """The user's saved cards as ``{id, brand, last4, exp_month, exp_year}`` (reads Stripe).
+
+    A user without a Stripe Customer has none, and no Stripe call is made.
+    """
+    stripe_customer_id = stripe_customer_id_for_user(user_id=user_id)
+    if not stripe_customer_id:
+        return []
+    methods = gateway.payment_method_list(customer=stripe_customer_id)
+    return [
+        {
+            "id": method["id"],
+            "brand": (method.get("card") or {}).get("brand", ""),
+            "last4": (method.get("card") or {}).get("last4", ""),
+            "exp_month": (method.get("card") or {}).get("exp_month"),
+            "exp_year": (method.get("card") or {}).get("exp_year"),
+        }
+        for method in methods
+        if method.get("type") == "card"
+    ]

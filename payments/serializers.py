@@ -5,6 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.fields import StrictBooleanField, StrictRegexField
 from payments.models import PaymentSession
 
 
@@ -23,3 +24,26 @@ class PaymentSessionSerializer(serializers.ModelSerializer):
     @extend_schema_field(PaymentSessionDataSerializer)
     def get_data(self, session: PaymentSession) -> dict[str, Any]:
         return {"client_secret": session.client_secret, "payment_intent_id": session.payment_intent_id}
+
+
+class PaymentSessionCreateInputSerializer(serializers.Serializer):
+    provider_id = serializers.ChoiceField(choices=["stripe"])
+    save_payment_method = StrictBooleanField(
+        required=False, default=False, help_text="Keep the card on the signed-in customer's account."
+    )
+    payment_method_id = StrictRegexField(
+        r"^pm_[A-Za-z0-9_]+$",
+        max_length=255,
+        required=False,
+        allow_null=True,
+        help_text="A saved card of the signed-in customer (GET /store/customers/me/payment-methods); "
+        "confirmed server-side.",
+    )
+
+
+class SavedPaymentMethodSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    brand = serializers.CharField()
+    last4 = serializers.CharField()
+    exp_month = serializers.IntegerField()
+    exp_year = serializers.IntegerField()

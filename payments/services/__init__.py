@@ -1,0 +1,42 @@
+"""payments services: payment sessions (one PaymentIntent per cart), Stripe Customers, saved cards.
+
+Callers import from here (``from payments import services``); see docs/payments.md.
+
+* ``sessions``: ``payment_session_upsert`` / ``_request_check`` / ``_sync_from_intent`` / ``_fail``
+* ``cards``: ``stripe_customer_get_or_create``, ``payment_method_detach``, ``payment_method_save_from_intent``
+* ``common``: ``idempotency_key`` and small readers of Stripe objects
+"""
+
+from payments.services.cards import (
+    payment_method_detach,
+    payment_method_save_from_intent,
+    saved_payment_method_get,
+    stripe_customer_get_or_create,
+    stripe_customer_id_for,
+)
+from payments.services.common import idempotency_key
+from payments.services.sessions import (
+    PaymentSessionResult,
+    payment_session_error_releases_stock,
+    payment_session_fail,
+    payment_session_request_check,
+    payment_session_sync_from_intent,
+    payment_session_upsert,
+    session_status_for_intent,
+)
+
+__all__ = [
+    "PaymentSessionResult",
+    "idempotency_key",
+    "payment_method_detach",
+    "payment_method_save_from_intent",
+    "payment_session_error_releases_stock",
+    "payment_session_fail",
+    "payment_session_request_check",
+    "payment_session_sync_from_intent",
+    "payment_session_upsert",
+    "saved_payment_method_get",
+    "session_status_for_intent",
+    "stripe_customer_get_or_create",
+    "stripe_customer_id_for",
+]

@@ -1,0 +1,458 @@
+"""Payment sessions: one Stripe PaymentIntent per cart (docs/payments.md).
+
+* Every Stripe call goes through ``payments.gateway`` and happens OUTSIDE any database
+  transaction; our rows are written in short transactions before/after it.
+* Every Stripe write carries a deterministic idempotency key (``idempotency_key``): a retry
+  of the same logical step replays Stripe's first answer instead of doing it twice.
+* payments never imports carts or orders: the caller passes plain values (cart id, version,
+  amount, currency, metadata).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from catalog import services as catalog_services
+from common import metrics
+from common.errors import ApplicationError, Conflict, PaymentError, ValidationError
+from payments import gateway
+from payments.models import PaymentSession, PaymentSessionStatus
+from payments.services.cards import saved_payment_method_get, stripe_customer_get_or_create
+from payments.services.common import customer_of, idempotency_key, intent_payment_method
+
+logger = logging.getLogger(__name__)
+
+# PaymentIntent statuses whose amount/payment method may still be changed.
+UPDATABLE_STATUSES = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
+# Statuses in which Stripe lets us cancel an intent (releases an authorization, if any).
+CANCELABLE_STATUSES = UPDATABLE_STATUSES | {"requires_capture"}
+# The shopper's money is held or taken.
+PAID_STATUSES = frozenset({"requires_capture", "succeeded", "processing"})
+
+_STATUS_FROM_INTENT = {
+    "requires_payment_method": PaymentSessionStatus.PENDING,
+    "requires_confirmation": PaymentSessionStatus.PENDING,
+    "requires_action": PaymentSessionStatus.REQUIRES_ACTION,
+    "processing": PaymentSessionStatus.PENDING,
+    "requires_capture": PaymentSessionStatus.AUTHORIZED,
+    "succeeded": PaymentSessionStatus.SUCCEEDED,
+    "canceled": PaymentSessionStatus.CANCELED,
+}
+
+SETUP_FUTURE_USAGE = "on_session"  # saved cards are reused while the shopper is present
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSessionResult:
+    session: PaymentSession
+    created: bool  # a new PaymentIntent was created (201), else the cart's intent was reused (200)
+
+
+def session_status_for_intent(payment_intent: dict[str, Any]) -> str:
+    """Map a PaymentIntent's status to ours; a declined attempt (back to requires_payment_method
+    with ``last_payment_error``) is ``failed`` until the shopper tries again."""
+    status = payment_intent.get("status") or ""
+    if status == "requires_payment_method" and payment_intent.get("last_payment_error"):
+        return PaymentSessionStatus.FAILED
+    return _STATUS_FROM_INTENT.get(status, PaymentSessionStatus.PENDING)
+
+
+# --- Payment sessions -------------------------------------------------------------------
+
+
+def payment_session_sync_from_intent(*, payment_intent: dict[str, Any]) -> PaymentSession | None:
+    """Copy a PaymentIntent's status into our session row (DB only: safe inside a transaction).
+
+    For the order and webhook code: call it with the intent you retrieved or received. When
+    the intent is authorized and the shopper asked to save the card, the attach (localstripe
+    only, see ``payment_method_save_from_intent``) is enqueued on commit.
+    """
+    intent_id = payment_intent.get("id")
+    if not intent_id:
+        return None
+    status = session_status_for_intent(payment_intent)
+    with transaction.atomic():
+        session = PaymentSession.objects.select_for_update().filter(payment_intent_id=intent_id).first()
+        if session is None:
+            return None
+        if session.status != status:
+            metrics.record_payment_session_status(currency=session.currency_code, amount=int(payment_intent.get("amount") or session.amount), old=session.status, new=status)  # noqa: E501
+            session.status = status
+            session.save(update_fields=["status", "updated_at"])
+    if (
+        status in (PaymentSessionStatus.AUTHORIZED, PaymentSessionStatus.SUCCEEDED)
+        and session.save_payment_method
+        and not settings.STRIPE_SEND_SETUP_FUTURE_USAGE
+    ):
+        from payments import tasks
+
+        transaction.on_commit(lambda: tasks.payment_method_save.delay(intent_id))
+    return session
+
+
+def payment_session_fail(*, payment_intent_id: str) -> PaymentSession | None:
+    """The intent's payment failed: mark the session failed and release the cart's stock hold."""
+    with transaction.atomic():
+        session = PaymentSession.objects.select_for_update().filter(payment_intent_id=payment_intent_id).first()
+        if session is None:
+            return None
+        if session.status in (PaymentSessionStatus.AUTHORIZED, PaymentSessionStatus.SUCCEEDED):
+            return session  # a later success already won; events may arrive out of order
+        session.status = PaymentSessionStatus.FAILED
+        session.save(update_fields=["status", "updated_at"])
+        catalog_services.stock_release(cart_id=session.cart_id)
+    logger.info("payment_session.failed payment_session_id=%s cart_id=%s", session.id, session.cart_id)
+    return session
+
+
+def _metadata(*, cart_id: str, region_id: str, email: str, customer_id: str | None) -> dict[str, str]:
+    """The intent's metadata; an empty value means "unset" (Stripe drops it)."""
+    return {"cart_id": cart_id, "region_id": region_id, "email": email or "", "customer_id": customer_id or ""}
+
+
+def _session_deactivate(*, session: PaymentSession, status: str) -> None:
+    PaymentSession.objects.filter(pk=session.pk, is_active=True).update(is_active=False, status=status)
+
+
+def _intent_cancel(*, cart_id: str, intent_id: str) -> dict[str, Any]:
+    key = idempotency_key("cart", cart_id, "pi", intent_id, "cancel")
+    intent = gateway.payment_intent_cancel(id=intent_id, idempotency_key=key)
+    logger.info("payment_intent.canceled cart_id=%s payment_intent_id=%s", cart_id, intent_id)
+    gateway.mirror(intent)
+    return intent
+
+
+def _session_record(
+    *,
+    session: PaymentSession,
+    intent: dict[str, Any],
+    cart_version: int,
+    save_payment_method: bool,
+    stripe_customer_id: str | None,
+) -> PaymentSession:
+    """Store what Stripe answered, unless a request for a newer cart version already did."""
+    fields = {
+        "amount": int(intent["amount"]),
+        "currency_code": str(intent["currency"]).lower(),
+        "client_secret": intent.get("client_secret") or "",
+        "status": session_status_for_intent(intent),
+        "cart_version": cart_version,
+        "save_payment_method": save_payment_method,
+        "stripe_customer_id": stripe_customer_id or "",
+    }
+    updated = PaymentSession.objects.filter(pk=session.pk, cart_version__lte=cart_version, is_active=True).update(
+        **fields
+    )
+    if not updated:
+        raise Conflict(
+            "The cart changed while its payment session was being updated. Please retry.",
+            code="payment_session_stale",
+        )
+    session.refresh_from_db()
+    return session
+
+
+def _intent_create(
+    *,
+    cart_id: str,
+    amount: int,
+    currency_code: str,
+    metadata: dict[str, str],
+    stripe_customer_id: str | None,
+    payment_method_id: str | None,
+    save_payment_method: bool,
+) -> dict[str, Any]:
+    n = PaymentSession.objects.filter(cart_id=cart_id).count() + 1
+    params: dict[str, Any] = {
+        "amount": amount,
+        "currency": currency_code,
+        "metadata": {k: v for k, v in metadata.items() if v},
+        "capture_method": settings.STRIPE_CAPTURE_METHOD,
+        "customer": stripe_customer_id,
+        "payment_method": payment_method_id,
+        "automatic_payment_methods": settings.STRIPE_AUTOMATIC_PAYMENT_METHODS,
+        "setup_future_usage": SETUP_FUTURE_USAGE
+        if save_payment_method and settings.STRIPE_SEND_SETUP_FUTURE_USAGE
+        else None,
+    }
+    key = idempotency_key("cart", cart_id, "pi", "create", n, params=params)
+    intent = gateway.payment_intent_create(**params, idempotency_key=key)
+    logger.info("payment_intent.created cart_id=%s payment_intent_id=%s amount=%s", cart_id, intent["id"], amount)
+    return intent
+
+
+def _session_insert(
+    *,
+    cart_id: str,
+    cart_version: int,
+    intent: dict[str, Any],
+    customer_id: str | None,
+    stripe_customer_id: str | None,
+    save_payment_method: bool,
+) -> PaymentSession | None:
+    """Insert the active session for a new intent; ``None`` if a concurrent request won."""
+    try:
+        with transaction.atomic():
+            return PaymentSession.objects.create(
+                cart_id=cart_id,
+                provider_id="stripe",
+                payment_intent_id=intent["id"],
+                client_secret=intent.get("client_secret") or "",
+                status=session_status_for_intent(intent),
+                amount=int(intent["amount"]),
+                currency_code=str(intent["currency"]).lower(),
+                cart_version=cart_version,
+                customer_id=customer_id or "",
+                stripe_customer_id=stripe_customer_id or "",
+                save_payment_method=save_payment_method,
+            )
+    except IntegrityError:
+        return None
+
+
+def _intent_update_params(
+    *,
+    intent: dict[str, Any],
+    amount: int,
+    metadata: dict[str, str],
+    payment_method_id: str | None,
+    save_payment_method: bool,
+) -> dict[str, Any]:
+    """Only the fields that differ from the intent (Stripe-side state is the reference)."""
+    params: dict[str, Any] = {}
+    if int(intent["amount"]) != amount:
+        params["amount"] = amount
+    current = intent.get("metadata") or {}
+    changed = {k: v for k, v in metadata.items() if (current.get(k) or "") != v}
+    if changed:
+        params["metadata"] = changed  # Stripe merges metadata; "" removes a key
+    if payment_method_id and intent_payment_method(intent) != payment_method_id:
+        params["payment_method"] = payment_method_id
+    if settings.STRIPE_SEND_SETUP_FUTURE_USAGE:
+        wanted = SETUP_FUTURE_USAGE if save_payment_method else None
+        if (intent.get("setup_future_usage") or None) != wanted:
+            params["setup_future_usage"] = wanted or ""
+    return params
+
+
+def payment_session_request_check(
+    *, user_id: str | None, save_payment_method: bool, payment_method_id: str | None
+) -> None:
+    """The checks of a payment-session request that need no cart: run them before holding stock.
+
+    400 when a guest asks to save a card; 404 when ``payment_method_id`` is not a card saved
+    on the caller's Stripe Customer (reads Stripe: call outside transactions).
+    """
+    if save_payment_method and not user_id:
+        raise ValidationError("Sign in to save a card.", param="save_payment_method")
+    if payment_method_id:
+        saved_payment_method_get(user_id=user_id, payment_method_id=payment_method_id, param="payment_method_id")
+
+
+def payment_session_upsert(
+    *,
+    cart_id: str,
+    cart_version: int,
+    amount: int,
+    currency_code: str,
+    region_id: str,
+    email: str,
+    customer_id: str | None,
+    user_id: str | None,
+    save_payment_method: bool = False,
+    payment_method_id: str | None = None,
+    request_checked: bool = False,
+) -> PaymentSessionResult:
+    """Create or refresh the cart's one PaymentIntent for ``amount`` and record it.
+
+    Calls Stripe: never call it inside a transaction. Raises ``PaymentError`` (402) when a
+    saved card is declined, ``ProviderUnavailable`` (502/503) when Stripe cannot be
+    reached (nothing is written then: a retry starts over cleanly), ``NotFound`` for a
+    ``payment_method_id`` that is not the caller's, ``Conflict payment_session_stale``
+    when a request for a newer cart version overtook this one.
+    """
+    if not request_checked:
+        payment_session_request_check(
+            user_id=user_id, save_payment_method=save_payment_method, payment_method_id=payment_method_id
+        )
+    if payment_method_id:
+        save_payment_method = False  # it is saved already
+    stripe_customer_id = stripe_customer_get_or_create(user_id=user_id) if user_id else None
+    metadata = _metadata(cart_id=cart_id, region_id=region_id, email=email, customer_id=customer_id or user_id)
+    currency_code = currency_code.lower()
+
+    session = PaymentSession.objects.filter(cart_id=cart_id, is_active=True).first()
+    if session is not None and session.cart_version > cart_version:
+        raise Conflict("The cart changed since this request started. Please retry.", code="payment_session_stale")
+    intent: dict[str, Any] | None = None
+    if session is not None and session.payment_intent_id:
+        current = gateway.payment_intent_retrieve(id=session.payment_intent_id)
+        status = current.get("status")
+        same_currency = str(current.get("currency", "")).lower() == currency_code
+        # The intent must belong to the caller's Stripe Customer (or to none, for a guest).
+        customer_ok = customer_of(current) == stripe_customer_id
+        if status in UPDATABLE_STATUSES and same_currency and customer_ok:
+            intent = _intent_update(
+                cart_id=cart_id,
+                cart_version=cart_version,
+                session=session,
+                intent=current,
+                amount=amount,
+                metadata=metadata,
+                payment_method_id=payment_method_id,
+                save_payment_method=save_payment_method,
+            )
+        elif status in PAID_STATUSES and int(current["amount"]) == amount and same_currency and not payment_method_id:
+            # Already authorized for exactly this amount: nothing to change at Stripe.
+            session = _session_record(
+                session=session,
+                intent=current,
+                cart_version=cart_version,
+                save_payment_method=session.save_payment_method,
+                stripe_customer_id=session.stripe_customer_id,
+            )
+            payment_session_sync_from_intent(payment_intent=current)  # enqueues a card save if asked
+            return PaymentSessionResult(session=session, created=False)
+        elif status in CANCELABLE_STATUSES:
+            _intent_cancel(cart_id=cart_id, intent_id=current["id"])
+            _session_deactivate(session=session, status=PaymentSessionStatus.CANCELED)
+        elif status == "canceled":
+            _session_deactivate(session=session, status=PaymentSessionStatus.CANCELED)
+        else:  # succeeded / processing for another amount: money moved, we cannot silently replace it
+            raise Conflict(
+                "This cart's payment was already taken for a different amount.", code="payment_session_stale"
+            )
+
+    if intent is not None:
+        assert session is not None
+        session = _session_record(
+            session=session,
+            intent=intent,
+            cart_version=cart_version,
+            save_payment_method=save_payment_method,
+            stripe_customer_id=stripe_customer_id,
+        )
+        created = False
+    else:
+        intent = _intent_create(
+            cart_id=cart_id,
+            amount=amount,
+            currency_code=currency_code,
+            metadata=metadata,
+            stripe_customer_id=stripe_customer_id,
+            payment_method_id=payment_method_id,
+            save_payment_method=save_payment_method,
+        )
+        gateway.mirror(intent)
+        inserted = _session_insert(
+            cart_id=cart_id,
+            cart_version=cart_version,
+            intent=intent,
+            customer_id=customer_id or user_id,
+            stripe_customer_id=stripe_customer_id,
+            save_payment_method=save_payment_method,
+        )
+        if inserted is None:
+            # A concurrent request for this cart created the session first: keep theirs.
+            winner = PaymentSession.objects.filter(cart_id=cart_id, is_active=True).first()
+            if winner is None or winner.payment_intent_id != intent["id"]:
+                _intent_cancel(cart_id=cart_id, intent_id=intent["id"])
+            if winner is None:
+                raise Conflict(
+                    "Another payment session request for this cart is in progress.", code="payment_session_stale"
+                )
+            return PaymentSessionResult(session=winner, created=False)
+        session = inserted
+        created = True
+        logger.info("payment_session.created payment_session_id=%s cart_id=%s", session.id, cart_id)
+        metrics.record_payment_session_created(currency=session.currency_code)
+
+    if payment_method_id and intent.get("status") == "requires_payment_method" and not created:
+        # The intent did not take the saved card (localstripe keeps a declined intent in
+        # requires_payment_method for good; Stripe never gets here): replace the intent.
+        _intent_cancel(cart_id=cart_id, intent_id=intent["id"])
+        _session_deactivate(session=session, status=PaymentSessionStatus.CANCELED)
+        return payment_session_upsert(
+            cart_id=cart_id,
+            cart_version=cart_version,
+            amount=amount,
+            currency_code=currency_code,
+            region_id=region_id,
+            email=email,
+            customer_id=customer_id,
+            user_id=user_id,
+            payment_method_id=payment_method_id,
+            request_checked=True,
+        )
+    if payment_method_id and intent.get("status") == "requires_confirmation":
+        session = _session_confirm(session=session, cart_id=cart_id, intent_id=intent["id"])
+    return PaymentSessionResult(session=session, created=created)
+
+
+def _intent_update(
+    *,
+    cart_id: str,
+    cart_version: int,
+    session: PaymentSession,
+    intent: dict[str, Any],
+    amount: int,
+    metadata: dict[str, str],
+    payment_method_id: str | None,
+    save_payment_method: bool,
+) -> dict[str, Any]:
+    params = _intent_update_params(
+        intent=intent,
+        amount=amount,
+        metadata=metadata,
+        payment_method_id=payment_method_id,
+        save_payment_method=save_payment_method,
+    )
+    if not params:
+        return intent
+    # A saved card may be tried again on the same cart version: its attempt number keeps the
+    # key of each try distinct (a replay would return the earlier try's result).
+    attempt = session.confirm_attempts if payment_method_id else 0
+    key = idempotency_key("cart", cart_id, "pi", f"v{cart_version}", "update", params={**params, "attempt": attempt})
+    updated = gateway.payment_intent_update(id=intent["id"], **params, idempotency_key=key)
+    logger.info(
+        "payment_intent.updated cart_id=%s payment_intent_id=%s fields=%s", cart_id, intent["id"], sorted(params)
+    )
+    gateway.mirror(updated)
+    return updated
+
+
+def _session_confirm(*, session: PaymentSession, cart_id: str, intent_id: str) -> PaymentSession:
+    """Confirm server-side with the saved card already set on the intent."""
+    PaymentSession.objects.filter(pk=session.pk).update(confirm_attempts=F("confirm_attempts") + 1)
+    session.refresh_from_db(fields=["confirm_attempts"])
+    key = idempotency_key("cart", cart_id, "pi", intent_id, "confirm", session.confirm_attempts)
+    try:
+        intent = gateway.payment_intent_confirm(id=intent_id, idempotency_key=key)
+    except PaymentError as exc:
+        failed = payment_session_fail(payment_intent_id=intent_id)
+        logger.info("payment_intent.declined cart_id=%s payment_intent_id=%s", cart_id, intent_id)
+        metrics.record_payment_declined(currency=session.currency_code, code=exc.code)
+        if failed is not None:
+            session.refresh_from_db()
+        raise
+    logger.info(
+        "payment_intent.confirmed cart_id=%s payment_intent_id=%s status=%s", cart_id, intent_id, intent.get("status")
+    )
+    gateway.mirror(intent)
+    payment_session_sync_from_intent(payment_intent=intent)
+    session.refresh_from_db()
+    return session
+
+
+def payment_session_error_releases_stock(error: ApplicationError) -> bool:
+    """Whether the caller should drop the cart's stock hold after ``payment_session_upsert`` failed.
+
+    Not for ``payment_session_stale``: a newer request for the same cart holds the stock now.
+    """
+    return error.code != "payment_session_stale"

@@ -264,6 +264,16 @@ def refund_create(
     return _write("refund_create", idempotency_key, lambda c, o: c.v1.refunds.create(params=params, options=o))
 
 
+def refund_list(*, payment_intent: str) -> list[dict[str, Any]]:
+    """Every refund of the intent's charge (for reconciliation: ``orders.services.order_payment_sync``)."""
+    params = {"payment_intent": payment_intent, "limit": 100}
+
+    def request() -> list[Any]:
+        return list(_get_client().v1.refunds.list(params=params).auto_paging_iter())
+
+    return [_as_dict(refund) for refund in _call("refund_list", request)]
+
+
 def customer_create(*, email: str, metadata: dict[str, str], idempotency_key: str) -> dict[str, Any]:
     params = {"email": email, "metadata": metadata}
     return _write("customer_create", idempotency_key, lambda c, o: c.v1.customers.create(params=params, options=o))

@@ -1,0 +1,80 @@
+"""The three order state machines as data (pure; no database). Drawn in docs/orders.md."""
+
+from __future__ import annotations
+
+from orders.models import FulfillmentStatus, OrderStatus, PaymentStatus
+
+ORDER_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    OrderStatus.PENDING: frozenset({OrderStatus.COMPLETED, OrderStatus.CANCELED}),
+    OrderStatus.COMPLETED: frozenset({OrderStatus.ARCHIVED}),
+    OrderStatus.CANCELED: frozenset({OrderStatus.ARCHIVED}),
+    OrderStatus.ARCHIVED: frozenset(),
+}
+
+_P = PaymentStatus
+PAYMENT_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    _P.NOT_PAID: frozenset({_P.REQUIRES_ACTION, _P.AUTHORIZED, _P.CAPTURED, _P.CANCELED}),
+    _P.REQUIRES_ACTION: frozenset({_P.NOT_PAID, _P.AUTHORIZED, _P.CAPTURED, _P.CANCELED}),
+    _P.AUTHORIZED: frozenset({_P.PARTIALLY_CAPTURED, _P.CAPTURED, _P.CANCELED}),
+    # One capture per PaymentIntent: the uncaptured rest of a partial capture is released.
+    _P.PARTIALLY_CAPTURED: frozenset({_P.PARTIALLY_REFUNDED, _P.REFUNDED}),
+    _P.CAPTURED: frozenset({_P.PARTIALLY_REFUNDED, _P.REFUNDED}),
+    _P.PARTIALLY_REFUNDED: frozenset({_P.REFUNDED}),
+    _P.REFUNDED: frozenset(),
+    _P.CANCELED: frozenset(),
+}
+
+_F = FulfillmentStatus
+FULFILLMENT_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    _F.NOT_FULFILLED: frozenset({_F.FULFILLED, _F.CANCELED}),
+    _F.FULFILLED: frozenset({_F.SHIPPED, _F.CANCELED}),
+    _F.SHIPPED: frozenset({_F.DELIVERED}),
+    _F.DELIVERED: frozenset(),
+    _F.CANCELED: frozenset(),
+}
+
+TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
+    "status": ORDER_STATUS_TRANSITIONS,
+    "payment_status": PAYMENT_STATUS_TRANSITIONS,
+    "fulfillment_status": FULFILLMENT_STATUS_TRANSITIONS,
+}
+
+
+def transition_allowed(*, field: str, current: str, target: str) -> bool:
+    return target in TRANSITIONS[field].get(current, frozenset())
+
+
+def payment_status_for(*, authorized: int, captured: int, voided: int, refunded: int, requires_action: bool = False) -> str:
+    """The payment status the ledger amounts describe (the ledger is the truth, this is its summary)."""
+    if refunded > 0:
+        return _P.REFUNDED if refunded >= captured else _P.PARTIALLY_REFUNDED
+    if captured > 0:
+        return _P.PARTIALLY_CAPTURED if captured < authorized else _P.CAPTURED
+    if authorized > 0:
+        return _P.CANCELED if voided >= authorized else _P.AUTHORIZED
+    return _P.REQUIRES_ACTION if requires_action else _P.NOT_PAID
+
+
+def transition_path(*, field: str, current: str, target: str) -> list[str] | None:
+    """The shortest sequence of allowed moves from ``current`` to ``target`` (excluding ``current``).
+
+    Reconciliation can learn several facts at once (captured *and* refunded): it walks the
+    machine step by step, so each step is a legal move with its own event. None if unreachable.
+    """
+    if current == target:
+        return []
+    table = TRANSITIONS[field]
+    paths: dict[str, list[str]] = {current: []}
+    frontier = [current]
+    while frontier:
+        nxt: list[str] = []
+        for state in frontier:
+            for candidate in sorted(table.get(state, frozenset())):
+                if candidate in paths:
+                    continue
+                paths[candidate] = [*paths[state], candidate]
+                if candidate == target:
+                    return paths[candidate]
+                nxt.append(candidate)
+        frontier = nxt
+    return None

@@ -23,7 +23,12 @@ from common import metrics
 from common.errors import ApplicationError, Conflict, PaymentError, ValidationError
 from payments import gateway
 from payments.models import PaymentSession, PaymentSessionStatus
-from payments.services.cards import saved_payment_method_get, stripe_customer_get_or_create
+from payments.services.cards import (
+    card_token_attach,
+    guest_customer_id_for_cart,
+    saved_payment_method_get,
+    stripe_customer_get_or_create,
+)
 from payments.services.common import customer_of, idempotency_key, intent_payment_method
 
 logger = logging.getLogger(__name__)
@@ -242,13 +247,16 @@ def _intent_update_params(
 
 
 def payment_session_request_check(
-    *, user_id: str | None, save_payment_method: bool, payment_method_id: str | None
+    *, user_id: str | None, save_payment_method: bool, payment_method_id: str | None, card_token: str | None = None
 ) -> None:
     """The checks of a payment-session request that need no cart: run them before holding stock.
 
-    400 when a guest asks to save a card; 404 when ``payment_method_id`` is not a card saved
-    on the caller's Stripe Customer (reads Stripe: call outside transactions).
+    400 when a guest asks to save a card or both ``card_token`` and ``payment_method_id`` are
+    sent; 404 when ``payment_method_id`` is not a card saved on the caller's Stripe Customer
+    (reads Stripe: call outside transactions).
     """
+    if card_token and payment_method_id:
+        raise ValidationError("Send either card_token or payment_method_id, not both.", param="card_token")
     if save_payment_method and not user_id:
         raise ValidationError("Sign in to save a card.", param="save_payment_method")
     if payment_method_id:
@@ -267,27 +275,47 @@ def payment_session_upsert(
     user_id: str | None,
     save_payment_method: bool = False,
     payment_method_id: str | None = None,
+    card_token: str | None = None,
     request_checked: bool = False,
 ) -> PaymentSessionResult:
     """Create or refresh the cart's one PaymentIntent for ``amount`` and record it.
 
+    ``card_token`` (a ``tok_...`` from Stripe.js ``createToken``) is attached to a Stripe
+    Customer (``card_token_attach``) and then set on the intent and confirmed server-side,
+    like a saved card: the result is ``authorized``, ``requires_action`` (3-D Secure, for
+    ``confirmCardPayment`` in the browser) or a 402.
+
     Calls Stripe: never call it inside a transaction. Raises ``PaymentError`` (402) when a
-    saved card is declined, ``ProviderUnavailable`` (502/503) when Stripe cannot be
+    saved or tokenized card is declined, ``ProviderUnavailable`` (502/503) when Stripe cannot be
     reached (nothing is written then: a retry starts over cleanly), ``NotFound`` for a
     ``payment_method_id`` that is not the caller's, ``Conflict payment_session_stale``
     when a request for a newer cart version overtook this one.
     """
     if not request_checked:
         payment_session_request_check(
-            user_id=user_id, save_payment_method=save_payment_method, payment_method_id=payment_method_id
+            user_id=user_id,
+            save_payment_method=save_payment_method,
+            payment_method_id=payment_method_id,
+            card_token=card_token,
         )
+    if card_token:
+        stripe_customer_id, payment_method_id = card_token_attach(
+            token=card_token, cart_id=cart_id, email=email, user_id=user_id
+        )
+    elif user_id:
+        stripe_customer_id = stripe_customer_get_or_create(user_id=user_id)
+    elif payment_method_id:  # a guest's tokenized card, tried again on a replacement intent (below)
+        stripe_customer_id = guest_customer_id_for_cart(cart_id=cart_id)
+    else:  # a guest: the cart's own Customer once a card token made one (from its session, below)
+        stripe_customer_id = None
     if payment_method_id:
-        save_payment_method = False  # it is saved already
-    stripe_customer_id = stripe_customer_get_or_create(user_id=user_id) if user_id else None
+        save_payment_method = False  # it is saved already (a tokenized card is on the Customer now)
     metadata = _metadata(cart_id=cart_id, region_id=region_id, email=email, customer_id=customer_id or user_id)
     currency_code = currency_code.lower()
 
     session = PaymentSession.objects.filter(cart_id=cart_id, is_active=True).first()
+    if session is not None and not user_id and stripe_customer_id is None:
+        stripe_customer_id = session.stripe_customer_id or None
     if session is not None and session.cart_version > cart_version:
         raise Conflict("The cart changed since this request started. Please retry.", code="payment_session_stale")
     intent: dict[str, Any] | None = None
@@ -374,7 +402,7 @@ def payment_session_upsert(
         metrics.record_payment_session_created(currency=session.currency_code)
 
     if payment_method_id and intent.get("status") == "requires_payment_method" and not created:
-        # The intent did not take the saved card (localstripe keeps a declined intent in
+        # The intent did not take the card (localstripe keeps a declined intent in
         # requires_payment_method for good; Stripe never gets here): replace the intent.
         _intent_cancel(cart_id=cart_id, intent_id=intent["id"])
         _session_deactivate(session=session, status=PaymentSessionStatus.CANCELED)
@@ -428,7 +456,7 @@ def _intent_update(
 
 
 def _session_confirm(*, session: PaymentSession, cart_id: str, intent_id: str) -> PaymentSession:
-    """Confirm server-side with the saved card already set on the intent."""
+    """Confirm server-side with the saved (or just tokenized) card already set on the intent."""
     PaymentSession.objects.filter(pk=session.pk).update(confirm_attempts=F("confirm_attempts") + 1)
     session.refresh_from_db(fields=["confirm_attempts"])
     key = idempotency_key("cart", cart_id, "pi", intent_id, "confirm", session.confirm_attempts)

@@ -1,0 +1,399 @@
+"""The staff back office for orders (issue 6).
+
+Orders are read-only here: every change goes through a service, from an intermediate
+confirmation page (``orders/admin_views.py``) guarded by a custom permission of ``Order``:
+``capture_payment``, ``cancel_payment``, ``refund_payment``, ``fulfil_order``. Staff without
+one do not see its button, and get 403 if they post its form anyway.
+
+The list annotates each row in SQL (captured and refunded from the ledger, authorization
+expiry, open dispute), so it is one query per page whatever is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from common.money import format_money
+from orders import admin_views, selectors_admin
+from orders.models import CheckoutIncident, Order, PaymentStatus
+
+_BADGE_TONES = {
+    # payment
+    "not_paid": "muted",
+    "requires_action": "warn",
+    "authorized": "info",
+    "partially_captured": "good",
+    "captured": "good",
+    "partially_refunded": "warn",
+    "refunded": "muted",
+    "canceled": "muted",
+    # order
+    "pending": "info",
+    "completed": "good",
+    "archived": "muted",
+    # fulfillment
+    "not_fulfilled": "warn",
+    "fulfilled": "info",
+    "shipped": "info",
+    "delivered": "good",
+}
+
+
+def badge(value: str, label: str | None = None, tone: str | None = None) -> str:
+    return format_html(
+        '<span class="ck-badge ck-{}">{}</span>', tone or _BADGE_TONES.get(value, "muted"), label or value.replace("_", " ")
+    )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+# --- List filters ---------------------------------------------------------------------------
+
+
+class DisputeOpenFilter(admin.SimpleListFilter):
+    title = "dispute"
+    parameter_name = "dispute"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("open", "Dispute open"), ("none", "No open dispute")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        if self.value() == "open":
+            return queryset.filter(selectors_admin.orders_with_open_dispute_filter(open_dispute=True))
+        if self.value() == "none":
+            return queryset.filter(selectors_admin.orders_with_open_dispute_filter(open_dispute=False))
+        return queryset
+
+
+class AuthorizationFilter(admin.SimpleListFilter):
+    title = "authorization"
+    parameter_name = "authorization"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("expiring", "Expiring within 24 h"),
+            ("expired", "Expired, not captured"),
+            ("awaiting", "Awaiting capture"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        now = timezone.now()
+        awaiting = queryset.filter(payment_status=PaymentStatus.AUTHORIZED)
+        if self.value() == "expiring":
+            return awaiting.filter(
+                authorization_expires_at__gt=now,
+                authorization_expires_at__lte=now + selectors_admin.EXPIRY_WARNING_WINDOW,
+            )
+        if self.value() == "expired":
+            return awaiting.filter(authorization_expires_at__lte=now)
+        if self.value() == "awaiting":
+            return awaiting
+        return queryset
+
+
+# --- Order ------------------------------------------------------------------------------------
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = [
+        "order_number",
+        "placed",
+        "email",
+        "payment_badge",
+        "fulfillment_badge",
+        "total_money",
+        "paid_money",
+        "authorization_column",
+    ]
+    list_display_links = ["order_number"]
+    list_filter = [
+        "status",
+        "payment_status",
+        "fulfillment_status",
+        AuthorizationFilter,
+        DisputeOpenFilter,
+        ("region", admin.RelatedOnlyFieldListFilter),
+        "currency_code",
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    search_fields = ["=id", "email", "=payment_intent_id", "=cart__id"]
+    search_help_text = "Order id, #number, email, PaymentIntent id (pi_…) or cart id."
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    show_full_result_count = False
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    ("id", "display_id", "created_at"),
+                    ("status", "payment_status", "fulfillment_status"),
+                    ("email", "customer", "cart"),
+                    ("region", "currency_code", "shipping_name"),
+                ]
+            },
+        ),
+        ("Payment", {"fields": [("payment_intent_id", "capture_method"), ("authorized_at", "capture_before")]}),
+    ]
+    change_form_template = "admin/orders/order/change_form.html"
+    change_list_template = "admin/orders/order/change_list.html"
+
+    class Media:
+        css = {"all": ["orders/admin.css"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
+        return selectors_admin.order_admin_queryset()
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Order], search_term: str
+    ) -> tuple[QuerySet[Order], bool]:
+        term = search_term.strip()
+        number = term.lstrip("#")
+        if number.isdigit() and len(number) < 12:  # "#1042" or "1042": the human order number
+            by_number = queryset.filter(display_id=int(number))
+            if term.startswith("#"):
+                return by_number, False
+            results, duplicates = super().get_search_results(request, queryset, search_term)
+            return (results | by_number), duplicates
+        return super().get_search_results(request, queryset, search_term)
+
+    # --- columns
+
+    @admin.display(description="Order", ordering="display_id")
+    def order_number(self, obj: Order) -> str:
+        return f"#{obj.display_id}"
+
+    @admin.display(description="Placed (UTC)", ordering="created_at")
+    def placed(self, obj: Order) -> str:
+        return format_html('<span style="white-space:nowrap">{}</span>', obj.created_at.strftime("%Y-%m-%d %H:%M"))
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Order) -> str:
+        return badge(obj.status)
+
+    @admin.display(description="Payment", ordering="payment_status")
+    def payment_badge(self, obj: Order) -> str:
+        payment = badge(obj.payment_status)
+        if obj.status == "canceled" and obj.payment_status != "canceled":
+            payment = format_html("{} {}", payment, badge("", "order canceled", "muted"))
+        if getattr(obj, "has_open_dispute", False):
+            return format_html("{} {}", payment, badge("", "dispute", "bad"))
+        return payment
+
+    @admin.display(description="Fulfillment", ordering="fulfillment_status")
+    def fulfillment_badge(self, obj: Order) -> str:
+        return badge(obj.fulfillment_status)
+
+    @admin.display(description="Total", ordering="total")
+    def total_money(self, obj: Order) -> str:
+        return format_html('<span class="ck-money">{}</span>', format_money(obj.total, obj.currency_code))
+
+    @admin.display(description="Captured", ordering="amount_captured")
+    def paid_money(self, obj: Order) -> str:
+        captured = getattr(obj, "amount_captured", 0) or 0
+        refunded = getattr(obj, "amount_refunded", 0) or 0
+        if not captured and not refunded:
+            return "–"
+        if not refunded:
+            return format_html('<span class="ck-money">{}</span>', format_money(captured, obj.currency_code))
+        return format_html(
+            '<span class="ck-money">{}</span><br><span class="ck-money ck-refunded">−{} refunded</span>',
+            format_money(captured, obj.currency_code),
+            format_money(refunded, obj.currency_code),
+        )
+
+    @admin.display(description="Authorization", ordering="authorization_expires_at")
+    def authorization_column(self, obj: Order) -> str:
+        if obj.payment_status != PaymentStatus.AUTHORIZED:
+            return "–"
+        expires = getattr(obj, "authorization_expires_at", None)
+        if expires is None:
+            return badge("", "awaiting capture", "info")
+        left = expires - timezone.now()
+        if left.total_seconds() <= 0:
+            return badge("", "expired", "bad")
+        hours = int(left.total_seconds() // 3600)
+        if left <= selectors_admin.EXPIRY_WARNING_WINDOW:
+            return badge("", f"{hours} h left" if hours else "< 1 h left", "bad")
+        return badge("", f"{hours // 24} d {hours % 24} h left", "info")
+
+    # --- the order page and its actions
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        urls = [
+            path("dashboard/", view(self.dashboard), name="orders_order_dashboard"),
+            *[
+                path(f"<path:object_id>/{name}/", view(admin_views.make_action_view(name, self)), name=f"orders_order_{name}")
+                for name in admin_views.ACTIONS
+            ],
+        ]
+        return urls + super().get_urls()
+
+    def dashboard(self, request: HttpRequest) -> HttpResponse:
+        return admin_views.dashboard_view(request, model_admin=self)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        order = Order.objects.filter(pk=object_id).first()
+        context = dict(extra_context or {})
+        if order is not None:
+            context.update(order_page_context(request=request, order=order))
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        context = dict(extra_context or {})
+        context["dashboard_url"] = reverse("admin:orders_order_dashboard")
+        context["expiring_count"] = selectors_admin.orders_authorization_expiring().count()
+        return super().changelist_view(request, extra_context=context)
+
+
+# --- Order page context ------------------------------------------------------------------------
+
+_ADDRESS_LINES = (
+    ("first_name", "last_name"),
+    ("company",),
+    ("address_1",),
+    ("address_2",),
+    ("postal_code", "city"),
+    ("province",),
+    ("country_code",),
+    ("phone",),
+)
+_MONEY_KEYS = ("amount", "total", "released", "captured", "refunded")
+_AMOUNT_KINDS = ("authorized", "captured", "voided", "refunded")
+
+
+def address_lines(address: dict[str, Any] | None) -> list[str]:
+    if not isinstance(address, dict):
+        return []
+    lines = []
+    for keys in _ADDRESS_LINES:
+        text = " ".join(str(address.get(k) or "").strip() for k in keys).strip()
+        if text:
+            lines.append(text)
+    return lines
+
+
+def event_details(payload: dict[str, Any], currency: str) -> list[str]:
+    """A few readable lines for one timeline entry (money formatted in the order's currency)."""
+    if not isinstance(payload, dict):
+        return [str(payload)]
+    details: list[str] = []
+    handled = {"field", "from", "to", "amounts_before", "amounts_after", "level", "currency_code"}
+    if "from" in payload and "to" in payload:
+        details.append(f"{payload['from']} → {payload['to']}".replace("_", " "))
+    before = payload.get("amounts_before") if isinstance(payload.get("amounts_before"), dict) else {}
+    after = payload.get("amounts_after") if isinstance(payload.get("amounts_after"), dict) else None
+    if after is not None:
+        for kind in _AMOUNT_KINDS:
+            old, new = int(before.get(kind) or 0), int(after.get(kind) or 0)
+            if old != new:
+                details.append(f"{kind}: {format_money(old, currency)} → {format_money(new, currency)}")
+    for key, value in payload.items():
+        if key in handled or value in (None, "", [], {}):
+            continue
+        if key in _MONEY_KEYS and isinstance(value, int) and not isinstance(value, bool):
+            value = format_money(value, payload.get("currency_code") or currency)
+        text = str(value)
+        details.append(f"{key.replace('_', ' ')}: {text[:160]}")
+    return details
+
+
+def order_page_context(*, request: HttpRequest, order: Order) -> dict[str, Any]:
+    page = selectors_admin.order_page(order=order)
+    money = page.money
+    cur = order.currency_code
+
+    def fm(amount: int) -> str:
+        return format_money(amount, cur)
+
+    totals_rows = [
+        ("Subtotal", fm(order.subtotal)),
+        (f"Shipping ({order.shipping_name})" if order.shipping_name else "Shipping", fm(order.shipping_total)),
+        (
+            f"Tax {order.tax_rate_bps / 100:g} %{' (included)' if order.tax_inclusive else ''}",
+            fm(order.tax_total),
+        ),
+        ("Total", fm(order.total)),
+    ]
+    payment_rows = [
+        ("Authorized", fm(money.totals.authorized)),
+        ("Captured", fm(money.totals.captured)),
+        ("Released (voided)", fm(money.totals.voided)),
+        ("Refunded", fm(money.totals.refunded)),
+    ]
+    if money.totals.refund_pending:
+        payment_rows.append(("Refund pending", fm(money.totals.refund_pending)))
+    payment_rows += [("Capturable now", fm(money.capturable)), ("Refundable now", fm(money.refundable))]
+    return {
+        "ck_order": order,
+        "ck_lines": [
+            {
+                "line": line,
+                "unit_price": fm(line.unit_price),
+                "subtotal": fm(line.subtotal),
+                "tax_total": fm(line.tax_total),
+                "total": fm(line.total),
+            }
+            for line in page.lines
+        ],
+        "ck_totals": totals_rows,
+        "ck_payment": payment_rows,
+        "ck_money": money,
+        "ck_shipping_address": address_lines(order.shipping_address),
+        "ck_billing_address": address_lines(order.billing_address),
+        "ck_shipment": page.shipment,
+        "ck_ledger": [
+            {
+                "entry": entry,
+                "amount": fm(entry.amount) if entry.currency_code == cur else format_money(entry.amount, entry.currency_code),
+            }
+            for entry in page.ledger_entries
+        ],
+        "ck_disputes": [{"dispute": d, "amount": format_money(d.amount, d.currency_code or cur)} for d in page.disputes],
+        "ck_events": [
+            {"event": event, "title": event.type.replace("_", " ").capitalize(), "details": event_details(event.payload, cur)}
+            for event in reversed(page.events)
+        ],
+        "ck_actions": admin_views.action_buttons(request=request, order=order, money=money),
+        "ck_webhooks_url": reverse("admin:webhooks_webhookevent_changelist") + f"?q={order.payment_intent_id}",
+    }
+
+
+@admin.register(CheckoutIncident)
+class CheckoutIncidentAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "kind",
+        "resolution",
+        "cart_id",
+        "payment_intent_id",
+        "variant_id",
+        "amount_money",
+        "detail",
+    ]
+    list_filter = ["kind", "resolution", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["=cart_id", "=payment_intent_id", "=variant_id"]
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_money(self, obj: CheckoutIncident) -> str:
+        return format_money(obj.amount, obj.currency_code)

@@ -1,0 +1,101 @@
+"""Fulfillment writes for staff: fulfilled -> shipped (carrier, tracking number) -> delivered.
+
+Each move goes through ``orders.services.order_transition`` (the transition table and its
+``fulfillment_status_changed`` event) inside one transaction that first takes the order's
+row lock and refuses while a dispute on the order's payment is open: shipping goods whose
+payment is being charged back only adds to the loss.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from common.errors import Conflict, ValidationError
+from orders import services
+from orders.models import FulfillmentStatus, Order, OrderEvent
+from payments import disputes
+from payments.models import Actor
+
+logger = logging.getLogger(__name__)
+
+
+class DisputeOpen(Conflict):
+    code = "dispute_open"
+    default_message = "A dispute on this order's payment is open: fulfillment is on hold until it is closed."
+
+
+def _fulfillment_move(
+    *,
+    order_id: str,
+    target: str,
+    actor: str,
+    user_id: str | None,
+    reason: str = "",
+    shipment: dict[str, str] | None = None,
+) -> Order:
+    with transaction.atomic():
+        order = services.order_lock(order_id=order_id)  # lock first, then check, then move
+        if disputes.dispute_open_for_payment_intent(payment_intent_id=order.payment_intent_id):
+            raise DisputeOpen()
+        order = services.order_transition(
+            order_id=order_id,
+            field="fulfillment_status",
+            target=target,
+            actor=actor,
+            user_id=user_id,
+            reason=reason,
+        )
+        if shipment is not None:
+            OrderEvent.objects.create(
+                order=order, type="shipment_recorded", actor=actor, actor_user_id=user_id or "", payload=shipment
+            )
+    logger.info(
+        "order.fulfillment order_id=%s to=%s actor=%s user_id=%s%s",
+        order_id,
+        target,
+        actor,
+        user_id or "",
+        "".join(f" {key}={value}" for key, value in (shipment or {}).items()),
+    )
+    return order
+
+
+def order_fulfil(*, order_id: str, actor: str = Actor.STAFF, user_id: str | None = None, reason: str = "") -> Order:
+    """Packed and ready: not_fulfilled -> fulfilled."""
+    return _fulfillment_move(
+        order_id=order_id, target=FulfillmentStatus.FULFILLED, actor=actor, user_id=user_id, reason=reason
+    )
+
+
+def order_ship(
+    *,
+    order_id: str,
+    carrier: str,
+    tracking_number: str,
+    actor: str = Actor.STAFF,
+    user_id: str | None = None,
+    reason: str = "",
+) -> Order:
+    """Handed to the carrier: fulfilled -> shipped, with the carrier and tracking number recorded."""
+    carrier, tracking_number = carrier.strip(), tracking_number.strip()
+    if not carrier:
+        raise ValidationError("The carrier is required.", param="carrier")
+    if not tracking_number:
+        raise ValidationError("The tracking number is required.", param="tracking_number")
+    return _fulfillment_move(
+        order_id=order_id,
+        target=FulfillmentStatus.SHIPPED,
+        actor=actor,
+        user_id=user_id,
+        reason=reason,
+        shipment={"carrier": carrier[:100], "tracking_number": tracking_number[:100]},
+    )
+
+
+def order_deliver(*, order_id: str, actor: str = Actor.STAFF, user_id: str | None = None, reason: str = "") -> Order:
+    """Received by the customer: shipped -> delivered."""
+    return _fulfillment_move(
+        order_id=order_id, target=FulfillmentStatus.DELIVERED, actor=actor, user_id=user_id, reason=reason
+    )

@@ -1,0 +1,165 @@
+"""Reads for the staff back office (orders/admin.py): list annotations and the order page.
+
+Everything here is a read. The order page is a fixed number of queries whatever the size of
+the order (lines, ledger rows, disputes and events are one query each).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import (
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from orders.models import Order, OrderEvent, OrderLine, PaymentStatus
+from payments import ledger
+from payments.models import Dispute, LedgerEntry, LedgerEntryKind, LedgerEntryStatus
+
+# Stripe holds a card authorization for 7 days unless the charge tells us otherwise
+# (``capture_before``); the same rule as orders.services.AUTHORIZATION_VALIDITY.
+AUTHORIZATION_VALIDITY = timedelta(days=7)
+# The list marks, and the beat task warns about, authorizations expiring within this window.
+EXPIRY_WARNING_WINDOW = timedelta(hours=24)
+
+
+def authorization_expires_expression() -> Coalesce:
+    """When the order's authorization lapses: ``capture_before``, else authorized + 7 days (SQL)."""
+    return Coalesce(
+        F("capture_before"),
+        ExpressionWrapper(F("authorized_at") + Value(AUTHORIZATION_VALIDITY), output_field=DateTimeField()),
+        output_field=DateTimeField(),
+    )
+
+
+def authorization_expires_at(*, order: Order) -> datetime | None:
+    """The same rule as :func:`authorization_expires_expression`, for one loaded order."""
+    if order.capture_before is not None:
+        return order.capture_before
+    if order.authorized_at is not None:
+        return order.authorized_at + AUTHORIZATION_VALIDITY
+    return None
+
+
+def dispute_open_expression() -> Exists:
+    return Exists(Dispute.objects.filter(payment_intent_id=OuterRef("payment_intent_id"), is_open=True))
+
+
+def _ledger_sum(kind: str) -> Coalesce:
+    rows = (
+        LedgerEntry.objects.filter(
+            payment_intent_id=OuterRef("payment_intent_id"), kind=kind, status=LedgerEntryStatus.SUCCEEDED
+        )
+        .order_by()
+        .values("payment_intent_id")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    return Coalesce(Subquery(rows), 0)
+
+
+def order_admin_queryset() -> QuerySet[Order]:
+    """The order list: ledger amounts, authorization expiry and open dispute as SQL annotations."""
+    return Order.objects.select_related("region").annotate(
+        amount_captured=_ledger_sum(LedgerEntryKind.CAPTURE),
+        amount_refunded=_ledger_sum(LedgerEntryKind.REFUND),
+        authorization_expires_at=authorization_expires_expression(),
+        has_open_dispute=dispute_open_expression(),
+    )
+
+
+def orders_awaiting_capture() -> QuerySet[Order]:
+    """Orders holding an uncaptured authorization, with ``authorization_expires_at``."""
+    return Order.objects.filter(payment_status=PaymentStatus.AUTHORIZED).annotate(
+        authorization_expires_at=authorization_expires_expression()
+    )
+
+
+def orders_authorization_expiring(*, now: datetime | None = None, within: timedelta = EXPIRY_WARNING_WINDOW) -> QuerySet[Order]:
+    """Authorizations that lapse within ``within`` from now (or have lapsed and are still uncaptured)."""
+    now = now or timezone.now()
+    return orders_awaiting_capture().filter(authorization_expires_at__lte=now + within)
+
+
+def orders_with_open_dispute_filter(*, open_dispute: bool) -> Q:
+    ids = Dispute.objects.filter(is_open=True).values("payment_intent_id")
+    return Q(payment_intent_id__in=ids) if open_dispute else ~Q(payment_intent_id__in=ids)
+
+
+# --- The order page -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderMoney:
+    """What staff may still do with an order's money, from the ledger (the truth)."""
+
+    totals: ledger.LedgerTotals
+    expires_at: datetime | None
+    expired: bool
+    expiring_soon: bool
+    dispute_open: bool
+
+    @property
+    def capturable(self) -> int:
+        return self.totals.capturable
+
+    @property
+    def refundable(self) -> int:
+        return self.totals.refundable
+
+    @property
+    def version(self) -> int:
+        """The ledger version the staff member sees: part of double-submit protection."""
+        return self.totals.entries
+
+
+def order_money(*, order: Order, now: datetime | None = None) -> OrderMoney:
+    now = now or timezone.now()
+    totals = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
+    expires_at = authorization_expires_at(order=order) if order.payment_status == PaymentStatus.AUTHORIZED else None
+    return OrderMoney(
+        totals=totals,
+        expires_at=expires_at,
+        expired=bool(expires_at and expires_at <= now),
+        expiring_soon=bool(expires_at and now < expires_at <= now + EXPIRY_WARNING_WINDOW),
+        dispute_open=Dispute.objects.filter(payment_intent_id=order.payment_intent_id, is_open=True).exists(),
+    )
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    lines: list[OrderLine]
+    ledger_entries: list[LedgerEntry]
+    disputes: list[Dispute]
+    events: list[OrderEvent]
+    money: OrderMoney
+    shipment: dict[str, str] | None
+
+
+def order_page(*, order: Order, now: datetime | None = None) -> OrderPage:
+    """Everything the read-only order page shows (one query per section)."""
+    events = list(OrderEvent.objects.filter(order_id=order.pk).order_by("created_at", "id"))
+    shipment = None
+    for event in events:  # the latest shipment recorded (orders.fulfillment)
+        if event.type == "shipment_recorded":
+            shipment = {k: str(v) for k, v in event.payload.items() if k in ("carrier", "tracking_number")}
+    return OrderPage(
+        lines=list(OrderLine.objects.filter(order_id=order.pk).order_by("position", "id")),
+        ledger_entries=list(ledger.ledger_entries(payment_intent_id=order.payment_intent_id)),
+        disputes=list(Dispute.objects.filter(payment_intent_id=order.payment_intent_id).order_by("created_at", "id")),
+        events=events,
+        money=order_money(order=order, now=now),
+        shipment=shipment,
+    )

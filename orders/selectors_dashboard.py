@@ -1,0 +1,271 @@
+"""Analytics reads for the admin dashboard (orders/dashboard.py). All aggregation happens in SQL.
+
+Each function is one query (a GROUP BY with conditional aggregates) over a half-open period
+``[start, end)``; none loops over orders in Python. Money is summed per currency in minor
+units and never mixed across currencies. Definitions (also in docs/admin.md):
+
+* **payment success rate**: of the payment sessions created in the period that reached an
+  outcome, the share that was authorized (session ``authorized``/``succeeded``, or an
+  authorization in the ledger); the other outcome is ``failed`` (declined). Sessions still
+  ``pending``/``requires_action`` (no outcome yet, or 3-D Secure abandoned) are counted apart.
+* **revenue per day**: money captured minus money refunded (settled ledger rows), by the day
+  the money moved, per currency; orders placed and their value by the day they were placed.
+* **average order value**: total of the orders placed in the period (canceled ones excluded)
+  divided by their number, per currency, rounded half up to the minor unit.
+* **cart abandonment rate**: of the carts created in the period that had at least one item,
+  the share that did not become an order (not ``completed``).
+* **authorizations awaiting capture** (now, whatever the period): orders whose payment is
+  ``authorized``, by currency and by time left before the authorization lapses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
+
+from carts.models import Cart, CartStatus, LineItem
+from orders.models import Order, OrderStatus, PaymentStatus
+from orders.selectors_admin import EXPIRY_WARNING_WINDOW, orders_awaiting_capture
+from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus, PaymentSession, PaymentSessionStatus
+
+_ZERO = Value(0, output_field=IntegerField())
+
+
+def _sum(field: str, condition: Q | None = None) -> Coalesce:
+    return Coalesce(Sum(field, filter=condition), _ZERO)
+
+
+# --- Payments ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentOutcomes:
+    day: date | None  # None: the whole period
+    authorized: int
+    failed: int
+    unfinished: int  # pending or requires_action: no outcome (yet)
+
+    @property
+    def attempts(self) -> int:
+        return self.authorized + self.failed
+
+
+def _sessions(start: datetime, end: datetime):  # type: ignore[no-untyped-def]
+    authorized_in_ledger = Exists(
+        LedgerEntry.objects.filter(
+            payment_intent_id=OuterRef("payment_intent_id"),
+            kind=LedgerEntryKind.AUTHORIZATION,
+            status=LedgerEntryStatus.SUCCEEDED,
+        )
+    )
+    return PaymentSession.objects.filter(created_at__gte=start, created_at__lt=end).annotate(
+        was_authorized=authorized_in_ledger
+    )
+
+
+_SUCCESS = Q(status__in=[PaymentSessionStatus.AUTHORIZED, PaymentSessionStatus.SUCCEEDED]) | Q(was_authorized=True)
+_OUTCOMES = {
+    "authorized": Count("pk", filter=_SUCCESS),
+    "failed": Count("pk", filter=Q(status=PaymentSessionStatus.FAILED) & ~_SUCCESS),
+    "unfinished": Count(
+        "pk", filter=Q(status__in=[PaymentSessionStatus.PENDING, PaymentSessionStatus.REQUIRES_ACTION]) & ~_SUCCESS
+    ),
+}
+
+
+def payment_outcomes(*, start: datetime, end: datetime) -> PaymentOutcomes:
+    row = _sessions(start, end).aggregate(**_OUTCOMES)
+    return PaymentOutcomes(day=None, **row)
+
+
+def payment_outcomes_by_day(*, start: datetime, end: datetime) -> list[PaymentOutcomes]:
+    rows = (
+        _sessions(start, end)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(**_OUTCOMES)
+        .order_by("day")
+    )
+    return [PaymentOutcomes(**row) for row in rows]
+
+
+# --- Revenue and orders -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoneyDay:
+    day: date
+    currency_code: str
+    captured: int
+    refunded: int
+
+    @property
+    def net(self) -> int:
+        return self.captured - self.refunded
+
+
+def money_by_day(*, start: datetime, end: datetime) -> list[MoneyDay]:
+    """Captured and refunded money per day and currency (settled ledger rows)."""
+    rows = (
+        LedgerEntry.objects.filter(
+            created_at__gte=start,
+            created_at__lt=end,
+            status=LedgerEntryStatus.SUCCEEDED,
+            kind__in=[LedgerEntryKind.CAPTURE, LedgerEntryKind.REFUND],
+        )
+        .annotate(day=TruncDate("created_at"))
+        .values("day", "currency_code")
+        .annotate(
+            captured=_sum("amount", Q(kind=LedgerEntryKind.CAPTURE)),
+            refunded=_sum("amount", Q(kind=LedgerEntryKind.REFUND)),
+        )
+        .order_by("day", "currency_code")
+    )
+    return [MoneyDay(**row) for row in rows]
+
+
+@dataclass(frozen=True)
+class OrdersDay:
+    day: date
+    currency_code: str
+    orders: int
+    value: int
+
+
+def _placed(start: datetime, end: datetime):  # type: ignore[no-untyped-def]
+    return Order.objects.filter(created_at__gte=start, created_at__lt=end).exclude(status=OrderStatus.CANCELED)
+
+
+def orders_by_day(*, start: datetime, end: datetime) -> list[OrdersDay]:
+    """Orders placed (not canceled) per day and currency, and their total value."""
+    rows = (
+        _placed(start, end)
+        .annotate(day=TruncDate("created_at"))
+        .values("day", "currency_code")
+        .annotate(orders=Count("pk"), value=_sum("total"))
+        .order_by("day", "currency_code")
+    )
+    return [OrdersDay(**row) for row in rows]
+
+
+@dataclass(frozen=True)
+class CurrencyOrders:
+    currency_code: str
+    orders: int
+    value: int
+    captured: int
+    refunded: int
+
+
+def orders_by_currency(*, start: datetime, end: datetime) -> list[CurrencyOrders]:
+    """Per currency over the whole period: orders placed and their value; money captured and refunded."""
+    placed = {
+        row["currency_code"]: row
+        for row in _placed(start, end).values("currency_code").annotate(orders=Count("pk"), value=_sum("total")).order_by()
+    }
+    moved = {
+        row["currency_code"]: row
+        for row in LedgerEntry.objects.filter(
+            created_at__gte=start,
+            created_at__lt=end,
+            status=LedgerEntryStatus.SUCCEEDED,
+            kind__in=[LedgerEntryKind.CAPTURE, LedgerEntryKind.REFUND],
+        )
+        .values("currency_code")
+        .annotate(
+            captured=_sum("amount", Q(kind=LedgerEntryKind.CAPTURE)),
+            refunded=_sum("amount", Q(kind=LedgerEntryKind.REFUND)),
+        )
+        .order_by()
+    }
+    return [
+        CurrencyOrders(
+            currency_code=code,
+            orders=placed.get(code, {}).get("orders", 0),
+            value=placed.get(code, {}).get("value", 0),
+            captured=moved.get(code, {}).get("captured", 0),
+            refunded=moved.get(code, {}).get("refunded", 0),
+        )
+        for code in sorted(set(placed) | set(moved))
+    ]
+
+
+# --- Carts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CartFunnel:
+    carts: int  # created in the period with at least one item
+    completed: int
+    open: int  # still active and not expired: may convert yet
+
+    @property
+    def abandoned(self) -> int:
+        return self.carts - self.completed
+
+
+def cart_funnel(*, start: datetime, end: datetime, now: datetime) -> CartFunnel:
+    row = (
+        Cart.objects.filter(created_at__gte=start, created_at__lt=end)
+        .filter(Exists(LineItem.objects.filter(cart_id=OuterRef("pk"))))
+        .aggregate(
+            carts=Count("pk"),
+            completed=Count("pk", filter=Q(status=CartStatus.COMPLETED)),
+            open=Count(
+                "pk",
+                filter=Q(status__in=[CartStatus.ACTIVE, CartStatus.COMPLETING], expires_at__gt=now),
+            ),
+        )
+    )
+    return CartFunnel(**row)
+
+
+# --- Authorizations awaiting capture (now) -----------------------------------------------
+
+EXPIRY_BUCKETS = (
+    ("expired", "Expired"),
+    ("within_24h", "< 24 h"),
+    ("within_72h", "1–3 days"),
+    ("later", "> 3 days"),
+)
+
+
+@dataclass(frozen=True)
+class AwaitingCapture:
+    currency_code: str
+    orders: int
+    amount: int
+    expired: int
+    within_24h: int
+    within_72h: int
+    later: int
+
+
+def authorizations_awaiting(*, now: datetime) -> list[AwaitingCapture]:
+    soon, later = now + EXPIRY_WARNING_WINDOW, now + timedelta(hours=72)
+    rows = (
+        orders_awaiting_capture()
+        .values("currency_code")
+        .annotate(
+            orders=Count("pk"),
+            amount=_sum("total"),
+            expired=Count("pk", filter=Q(authorization_expires_at__lte=now)),
+            within_24h=Count("pk", filter=Q(authorization_expires_at__gt=now, authorization_expires_at__lte=soon)),
+            within_72h=Count("pk", filter=Q(authorization_expires_at__gt=soon, authorization_expires_at__lte=later)),
+            later=Count("pk", filter=Q(authorization_expires_at__gt=later) | Q(authorization_expires_at__isnull=True)),
+        )
+        .order_by("currency_code")
+    )
+    return [AwaitingCapture(**row) for row in rows]
+
+
+def authorizations_soonest(*, limit: int = 10) -> list[Order]:
+    """The uncaptured authorizations that lapse first (with ``authorization_expires_at``)."""
+    return list(
+        orders_awaiting_capture()
+        .filter(payment_status=PaymentStatus.AUTHORIZED)
+        .order_by("authorization_expires_at", "display_id")[:limit]
+    )

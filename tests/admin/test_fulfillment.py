@@ -1,0 +1,94 @@
+"""Fulfillment from the admin: fulfilled -> shipped (carrier, tracking) -> delivered; on hold while a dispute is open."""
+
+from __future__ import annotations
+
+import pytest
+
+from orders import fulfillment
+from orders.models import FulfillmentStatus, Order, OrderEvent
+from payments.models import Actor, Dispute
+from tests.admin.conftest import action_url, messages_of, order_url
+from tests.factories.orders import OrderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def open_dispute(order: Order, *, is_open: bool = True) -> Dispute:
+    return Dispute.objects.create(
+        stripe_dispute_id=f"dp_test_{order.pk[-8:]}",
+        payment_intent_id=order.payment_intent_id,
+        order_id=order.pk,
+        amount=order.total,
+        currency_code=order.currency_code,
+        reason="fraudulent",
+        status="needs_response" if is_open else "won",
+        is_open=is_open,
+    )
+
+
+def test_fulfil_ship_deliver_through_the_confirmation_pages(staff_client, staff):
+    order = OrderFactory(payment_status="captured")
+
+    first = staff_client.post(action_url(order, "fulfil"), {"ledger_version": 0, "reason": ""}, follow=True)
+    second = staff_client.post(
+        action_url(order, "ship"), {"ledger_version": 0, "carrier": "DHL", "tracking_number": "JD0146 0000 1234"}, follow=True
+    )
+    third = staff_client.post(action_url(order, "deliver"), {"ledger_version": 0}, follow=True)
+
+    assert [messages_of(r)[0][0] for r in (first, second, third)] == ["success"] * 3
+    order.refresh_from_db()
+    assert order.fulfillment_status == FulfillmentStatus.DELIVERED
+    events = OrderEvent.objects.filter(order=order).order_by("created_at", "id")
+    assert [(e.type, e.payload.get("to")) for e in events] == [
+        ("fulfillment_status_changed", "fulfilled"),
+        ("fulfillment_status_changed", "shipped"),
+        ("shipment_recorded", None),
+        ("fulfillment_status_changed", "delivered"),
+    ]
+    shipment = events.get(type="shipment_recorded")
+    assert shipment.payload == {"carrier": "DHL", "tracking_number": "JD0146 0000 1234"}
+    assert {e.actor_user_id for e in events} == {str(staff.pk)} and {e.actor for e in events} == {"staff"}
+    assert "JD0146 0000 1234" in staff_client.get(order_url(order)).content.decode()
+
+
+def test_ship_needs_carrier_and_tracking_number(staff_client):
+    order = OrderFactory(fulfillment_status="fulfilled")
+
+    response = staff_client.post(action_url(order, "ship"), {"ledger_version": 0, "carrier": "", "tracking_number": ""})
+
+    assert response.status_code == 200
+    assert response.content.decode().count("This field is required.") == 2
+    assert Order.objects.get(pk=order.pk).fulfillment_status == FulfillmentStatus.FULFILLED
+
+
+def test_a_step_out_of_order_is_refused_with_a_message(staff_client):
+    order = OrderFactory()  # not fulfilled yet
+
+    response = staff_client.post(action_url(order, "deliver"), {"ledger_version": 0}, follow=True)
+
+    [(level, text)] = messages_of(response)
+    assert level == "error" and "Cannot change fulfillment_status from not_fulfilled to delivered" in text
+
+
+def test_fulfillment_is_blocked_while_a_dispute_is_open(staff_client):
+    order = OrderFactory(payment_status="captured")
+    open_dispute(order)
+
+    page = staff_client.get(order_url(order)).content.decode()
+    assert "Dispute open" in page and "on hold: dispute open" in page
+    assert f'href="{action_url(order, "fulfil")}"' not in page
+    response = staff_client.post(action_url(order, "fulfil"), {"ledger_version": 0}, follow=True)
+
+    [(level, text)] = messages_of(response)
+    assert level == "error" and "dispute" in text.lower()
+    assert Order.objects.get(pk=order.pk).fulfillment_status == FulfillmentStatus.NOT_FULFILLED
+    assert not OrderEvent.objects.filter(order=order).exists()
+
+
+def test_a_closed_dispute_no_longer_blocks():
+    order = OrderFactory(payment_status="captured")
+    open_dispute(order, is_open=False)
+
+    fulfillment.order_fulfil(order_id=order.pk, actor=Actor.STAFF, user_id="cus_x")
+
+    assert Order.objects.get(pk=order.pk).fulfillment_status == FulfillmentStatus.FULFILLED

@@ -109,7 +109,7 @@ class CartViewSet(viewsets.ViewSet):
         responses={
             200: PaymentSessionResponse,
             201: PaymentSessionResponse,
-            402: error_response(402, "`card_declined`: the saved card was declined."),
+            402: error_response(402, "`card_declined`: the saved or tokenized card was declined."),
             409: error_response(409, "`insufficient_inventory` (param = variant id), `cart_completing`, `payment_session_stale`."),
             410: error_response(410, "`cart_expired`."),
             502: error_response(502, "`payment_provider_unavailable`: Stripe failed; retry."),
@@ -127,6 +127,7 @@ class CartViewSet(viewsets.ViewSet):
             user_id=user_id_of(request),
             save_payment_method=data.validated_data["save_payment_method"],
             payment_method_id=data.validated_data.get("payment_method_id"),
+            card_token=data.validated_data.get("card_token"),
         )
         return Response(
             {"payment_session": PaymentSessionSerializer(result.session).data},

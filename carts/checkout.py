@@ -88,17 +88,25 @@ def _cart_reserve_for_payment(*, cart_id: str, user_id: str | None) -> _PayableC
 
 
 def cart_payment_session_create(
-    *, cart_id: str, user_id: str | None, save_payment_method: bool = False, payment_method_id: str | None = None
+    *,
+    cart_id: str,
+    user_id: str | None,
+    save_payment_method: bool = False,
+    payment_method_id: str | None = None,
+    card_token: str | None = None,
 ) -> PaymentSessionResult:
     """Create or refresh the cart's payment session (one PaymentIntent per cart).
 
     Raises 400 (not payable), 404, 409 ``insufficient_inventory``/``cart_completing``, 410
-    ``cart_expired``, 402 (saved card declined), 502/503 ``payment_provider_unavailable``,
+    ``cart_expired``, 402 (saved or tokenized card declined), 502/503 ``payment_provider_unavailable``,
     503 ``checkout_disabled``.
     """
     checkout_assert_enabled()
     payment_services.payment_session_request_check(
-        user_id=user_id, save_payment_method=save_payment_method, payment_method_id=payment_method_id
+        user_id=user_id,
+        save_payment_method=save_payment_method,
+        payment_method_id=payment_method_id,
+        card_token=card_token,
     )
     payable = _cart_reserve_for_payment(cart_id=cart_id, user_id=user_id)
     try:
@@ -113,6 +121,7 @@ def cart_payment_session_create(
             user_id=user_id,
             save_payment_method=save_payment_method,
             payment_method_id=payment_method_id,
+            card_token=card_token,
             request_checked=True,
         )
     except ApplicationError as exc:

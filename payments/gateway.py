@@ -279,6 +279,21 @@ def customer_create(*, email: str, metadata: dict[str, str], idempotency_key: st
     return _write("customer_create", idempotency_key, lambda c, o: c.v1.customers.create(params=params, options=o))
 
 
+def customer_source_create(*, customer: str, source: str, idempotency_key: str) -> dict[str, Any]:
+    """Attach a Stripe.js card token (``tok_...``) to a Customer; returns the card (``card_...``).
+
+    A ``card_...`` id is accepted wherever a PaymentMethod id is (a PaymentIntent's
+    ``payment_method``), on Stripe and on localstripe, whose PaymentMethod create takes no
+    token. A card refused on attach raises ``PaymentError`` ``card_declined``.
+    """
+    params = {"source": source}
+    return _write(
+        "customer_source_create",
+        idempotency_key,
+        lambda c, o: c.v1.customers.payment_sources.create(customer, params=params, options=o),
+    )
+
+
 def payment_method_retrieve(*, id: str) -> dict[str, Any]:
     return _read("payment_method_retrieve", lambda client: client.v1.payment_methods.retrieve(id))
 
@@ -383,6 +398,12 @@ def mirror(obj: dict[str, Any]) -> bool:
     outside long transactions. Returns whether the object was mirrored.
     """
     object_type, object_id = obj.get("object"), obj.get("id")
+    method = obj.get("payment_method")
+    method_id = method.get("id") if isinstance(method, dict) else method
+    if object_type == "payment_intent" and str(method_id or "").startswith("card_"):
+        # A tokenized card (customer_source_create) is a ``card_...``, which dj-stripe cannot
+        # store as a PaymentMethod: mirror the intent without that link.
+        obj = {**obj, "payment_method": None}
     model_name = _MIRRORED_MODELS.get(object_type or "")
     if model_name is None or not object_id:
         logger.warning("stripe_mirror_skipped object=%s id=%s", object_type, object_id)

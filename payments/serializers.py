@@ -39,6 +39,15 @@ class PaymentSessionCreateInputSerializer(serializers.Serializer):
         help_text="A saved card of the signed-in customer (GET /store/customers/me/payment-methods); "
         "confirmed server-side.",
     )
+    card_token = StrictRegexField(
+        r"^tok_[A-Za-z0-9_]+$",
+        max_length=255,
+        required=False,
+        allow_null=True,
+        help_text="A card token from Stripe.js createToken(cardElement). The server attaches it to a Stripe "
+        "Customer (the signed-in customer's, else the cart's own), sets it on the PaymentIntent and "
+        "confirms: status authorized, requires_action (finish with stripe.confirmCardPayment) or 402.",
+    )
 
 
 class SavedPaymentMethodSerializer(serializers.Serializer):

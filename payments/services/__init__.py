@@ -2,12 +2,15 @@
 
 Callers import from here (``from payments import services``); see docs/payments.md.
 
-* ``sessions``: ``payment_session_upsert`` / ``_request_check`` / ``_sync_from_intent`` / ``_fail``
-* ``cards``: ``stripe_customer_get_or_create``, ``payment_method_detach``, ``payment_method_save_from_intent``
+* ``sessions``: ``payment_session_upsert`` / ``_request_check`` / ``_sync_from_intent`` / ``_fail`` / ``_release``
+* ``cards``: ``stripe_customer_get_or_create``, ``payment_method_detach``, ``payment_method_save_from_intent``,
+  ``card_token_attach`` (a Stripe.js card token on the customer's or the guest cart's Customer)
 * ``common``: ``idempotency_key`` and small readers of Stripe objects
 """
 
 from payments.services.cards import (
+    card_token_attach,
+    guest_customer_id_for_cart,
     payment_method_detach,
     payment_method_save_from_intent,
     saved_payment_method_get,
@@ -19,6 +22,7 @@ from payments.services.sessions import (
     PaymentSessionResult,
     payment_session_error_releases_stock,
     payment_session_fail,
+    payment_session_release,
     payment_session_request_check,
     payment_session_sync_from_intent,
     payment_session_upsert,
@@ -27,11 +31,14 @@ from payments.services.sessions import (
 
 __all__ = [
     "PaymentSessionResult",
+    "card_token_attach",
+    "guest_customer_id_for_cart",
     "idempotency_key",
     "payment_method_detach",
     "payment_method_save_from_intent",
     "payment_session_error_releases_stock",
     "payment_session_fail",
+    "payment_session_release",
     "payment_session_request_check",
     "payment_session_sync_from_intent",
     "payment_session_upsert",

@@ -57,6 +57,40 @@ def stripe_customer_id_for(*, user_id: str | None) -> str | None:
     return StripeCustomer.objects.filter(user_id=user_id).values_list("stripe_customer_id", flat=True).first()
 
 
+def guest_customer_id_for_cart(*, cart_id: str) -> str | None:
+    """The Stripe Customer made for a guest cart's card (see ``card_token_attach``), if any."""
+    sessions = PaymentSession.objects.filter(cart_id=cart_id, customer_id="").exclude(stripe_customer_id="")
+    return sessions.order_by("-created_at").values_list("stripe_customer_id", flat=True).first()
+
+
+def card_token_attach(*, token: str, cart_id: str, email: str, user_id: str | None) -> tuple[str, str]:
+    """Attach a Stripe.js card token to a Stripe Customer; returns (customer id, card id).
+
+    The Customer is the signed-in customer's own (the card then stays on it), else one per
+    guest cart: created on the first token, kept on the cart's payment sessions, reused for
+    the next card tried on that cart. The card id (``card_...``) is then set on the cart's
+    PaymentIntent and confirmed like a saved card. Raises ``PaymentError`` ``card_declined``
+    when the card is refused on attach. Calls Stripe: never inside a transaction.
+    """
+    if user_id:
+        customer_id = stripe_customer_get_or_create(user_id=user_id)
+    else:
+        customer_id = guest_customer_id_for_cart(cart_id=cart_id) or ""
+        if not customer_id:
+            params = {"email": email, "metadata": {"cart_id": cart_id}}
+            customer = gateway.customer_create(
+                **params, idempotency_key=idempotency_key("cart", cart_id, "customer", "create", params=params)
+            )
+            customer_id = customer["id"]
+            logger.info("stripe_customer.created cart_id=%s stripe_customer_id=%s", cart_id, customer_id)
+            gateway.mirror(customer)
+    card = gateway.customer_source_create(
+        customer=customer_id, source=token, idempotency_key=idempotency_key("customer", customer_id, "source", token)
+    )
+    logger.info("card.attached cart_id=%s stripe_customer_id=%s card_id=%s", cart_id, customer_id, card["id"])
+    return customer_id, card["id"]
+
+
 # --- Saved cards ------------------------------------------------------------------------
 
 

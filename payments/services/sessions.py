@@ -116,6 +116,37 @@ def payment_session_fail(*, payment_intent_id: str) -> PaymentSession | None:
     return session
 
 
+def payment_session_release(
+    *, payment_intent_id: str, status: str = PaymentSessionStatus.CANCELED
+) -> PaymentSession | None:
+    """The intent's money went back to the shopper (authorization canceled or payment refunded)
+    and no order holds it: retire its session (inactive, ``status``).
+
+    The cart's next payment-session call then creates a fresh PaymentIntent instead of
+    returning this one (a refunded intent still says ``succeeded``). DB only: safe inside a
+    transaction; idempotent.
+    """
+    with transaction.atomic():
+        session = PaymentSession.objects.select_for_update().filter(payment_intent_id=payment_intent_id).first()
+        if session is None:
+            return None
+        if not session.is_active and session.status == status:
+            return session
+        if session.status != status:
+            metrics.record_payment_session_status(currency=session.currency_code, amount=session.amount, old=session.status, new=status)  # noqa: E501
+        session.is_active = False
+        session.status = status
+        session.save(update_fields=["is_active", "status", "updated_at"])
+    logger.info(
+        "payment_session.released payment_session_id=%s cart_id=%s payment_intent_id=%s status=%s",
+        session.id,
+        session.cart_id,
+        payment_intent_id,
+        status,
+    )
+    return session
+
+
 def _metadata(*, cart_id: str, region_id: str, email: str, customer_id: str | None) -> dict[str, str]:
     """The intent's metadata; an empty value means "unset" (Stripe drops it)."""
     return {"cart_id": cart_id, "region_id": region_id, "email": email or "", "customer_id": customer_id or ""}

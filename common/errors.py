@@ -138,10 +138,19 @@ def error_response(error: ApplicationError) -> Response:
 
 
 def _first_validation_error(detail: Any, path: str = "") -> tuple[str | None, str]:
-    """Walk DRF's nested error detail and return (param path, message) of the first error."""
+    """Walk DRF's nested error detail and return (param path, message) of the first error.
+
+    Paths look like ``shipping_address.country_code`` and ``items[1].quantity`` (list
+    errors come keyed by index, as dicts, or as lists with empty entries for valid items).
+    """
     if isinstance(detail, dict):
         for key, value in detail.items():
-            key_path = path if key == "non_field_errors" else (f"{path}.{key}" if path else str(key))
+            if key == "non_field_errors":
+                key_path = path
+            elif isinstance(key, int) or (isinstance(key, str) and key.isdigit() and path):
+                key_path = f"{path}[{key}]"
+            else:
+                key_path = f"{path}.{key}" if path else str(key)
             return _first_validation_error(value, key_path)
     if isinstance(detail, list):
         for index, value in enumerate(detail):

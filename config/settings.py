@@ -62,17 +62,21 @@ INSTALLED_APPS = [
     "payments",
     "orders",
     "webhooks",
+    "storefront",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "common.middleware.BodySizeLimitMiddleware",
+    "common.middleware.RejectNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so replays pass through every other middleware's response handling.
+    "common.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -124,16 +128,16 @@ else:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["customers.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["common.parsers.StoreJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "common.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "common.schema.StoreAutoSchema",
     "DEFAULT_PAGINATION_CLASS": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_RATES": {
-        "payment_session_cart": env.str("THROTTLE_PAYMENT_SESSION_CART", default="10/min"),
-        "payment_session_ip": env.str("THROTTLE_PAYMENT_SESSION_IP", default="30/min"),
-        "auth": env.str("THROTTLE_AUTH", default="20/min"),
+        "payment_session_cart": env.str("THROTTLE_PAYMENT_SESSION_CART", default="20/min"),
+        "payment_session_ip": env.str("THROTTLE_PAYMENT_SESSION_IP", default="120/min"),
+        "auth": env.str("THROTTLE_AUTH", default="60/min"),
     },
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
 }
@@ -155,19 +159,38 @@ CART_TTL = timedelta(seconds=env.int("CART_TTL", default=7 * 24 * 3600))
 RESERVATION_TTL = timedelta(seconds=env.int("RESERVATION_TTL", default=15 * 60))
 CART_COMPLETING_TIMEOUT = timedelta(seconds=env.int("CART_COMPLETING_TIMEOUT", default=120))
 IDEMPOTENCY_KEY_TTL = timedelta(seconds=env.int("IDEMPOTENCY_KEY_TTL", default=48 * 3600))
+# An in-flight Idempotency-Key older than this (its process died) may be taken over by a retry.
+IDEMPOTENCY_LOCK_TIMEOUT = timedelta(seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=120))
 
 # --- Stripe (only payments/gateway.py imports `stripe`)
-STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="sk_test_localstripe_dev")
+STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="sk_test_localstripe000000000000000000")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="pk_test_localstripe_dev")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 # Extra secrets accepted during a rotation, comma separated.
 STRIPE_WEBHOOK_SECRETS_EXTRA = env.list("STRIPE_WEBHOOK_SECRETS_EXTRA", default=[])
 STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
+# --- Webhook inbox (webhooks/): retries with exponential backoff, then dead letter.
+WEBHOOK_MAX_RETRIES = env.int("WEBHOOK_MAX_RETRIES", default=8)
+WEBHOOK_RETRY_BACKOFF = env.int("WEBHOOK_RETRY_BACKOFF", default=5)  # seconds, doubled per retry
+WEBHOOK_RETRY_BACKOFF_MAX = env.int("WEBHOOK_RETRY_BACKOFF_MAX", default=600)  # < Redis visibility timeout
+WEBHOOK_RETRY_JITTER = env.bool("WEBHOOK_RETRY_JITTER", default=True)
+WEBHOOK_TASK_QUEUE = env.str("WEBHOOK_TASK_QUEUE", default="celery")
+WEBHOOK_PROCESSING_LEASE = timedelta(seconds=env.int("WEBHOOK_PROCESSING_LEASE", default=300))
+WEBHOOK_SWEEP_AFTER = timedelta(seconds=env.int("WEBHOOK_SWEEP_AFTER", default=600))
+WEBHOOK_RETENTION = timedelta(days=env.int("WEBHOOK_RETENTION_DAYS", default=90))  # processed events only
+# Reconciliation sweep (webhooks/reconciliation.py): sessions created in [now - window, now - grace].
+RECONCILE_WINDOW = timedelta(seconds=env.int("RECONCILE_WINDOW", default=8 * 24 * 3600))
+RECONCILE_GRACE = timedelta(seconds=env.int("RECONCILE_GRACE", default=120))
+# GET /metrics requires "Authorization: Bearer <token>" when set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="") or None
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
 STRIPE_API_VERSION = "2026-05-27.dahlia"
 STRIPE_CAPTURE_METHOD = env.str("STRIPE_CAPTURE_METHOD", default="manual")
 STRIPE_AUTOMATIC_PAYMENT_METHODS = env.bool("STRIPE_AUTOMATIC_PAYMENT_METHODS", default=True)
+# Saved cards: send setup_future_usage so Stripe attaches the card to the Customer when the payment
+# succeeds. localstripe rejects the parameter: with False the server attaches it after authorization.
+STRIPE_SEND_SETUP_FUTURE_USAGE = env.bool("STRIPE_SEND_SETUP_FUTURE_USAGE", default=True)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 STRIPE_TIMEOUT = env.int("STRIPE_TIMEOUT", default=20)
 
@@ -192,6 +215,18 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "expire-carts": {"task": "carts.tasks.expire_carts", "schedule": crontab(minute="*/10")},
+    "release-expired-reservations": {
+        "task": "payments.tasks.release_expired_reservations",
+        "schedule": crontab(minute="*"),
+    },
+    "purge-idempotency-keys": {"task": "common.tasks.purge_idempotency_keys", "schedule": crontab(minute=17)},
+    "reconcile-payments": {"task": "webhooks.reconcile_payments", "schedule": crontab(minute="*/15")},
+    "sweep-webhook-inbox": {"task": "webhooks.sweep_inbox", "schedule": crontab(minute="*/5")},
+    "purge-webhook-inbox": {"task": "webhooks.purge_inbox", "schedule": crontab(hour=3, minute=41)},
+    "warn-expiring-authorizations": {
+        "task": "orders.warn_expiring_authorizations",
+        "schedule": crontab(minute=5),  # hourly
+    },
 }
 
 # --- Email
@@ -205,5 +240,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # stripe-python logs whole request/response bodies (client secrets) at DEBUG: never emit them.
+        "stripe": {"level": "INFO"},
+    },
 }

@@ -1,16 +1,20 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 
 from carts.api import CartViewSet, ShippingOptionViewSet
 from catalog.api import ProductViewSet, RegionViewSet
-from common.views import LiveView, ReadyView
+from common.views import LiveView, ReadyView, api_not_found
 from customers.api import CustomerViewSet
+from payments.api import PaymentMethodViewSet
+from orders.api import CartCompleteViewSet, OrderViewSet
+from webhooks.views import MetricsView, StripeWebhookView
 
 
 def _p(route: str) -> str:
-    """Exact API.md path, with an optional trailing slash."""
-    return rf"^{route}/?$"
+    """Exact API.md path, with an optional trailing slash (a non-capturing group, so the
+    OpenAPI schema shows the path without it)."""
+    return rf"^{route}(?:/)?$"
 
 
 store = [
@@ -31,11 +35,27 @@ store = [
         CartViewSet.as_view({"post": "shipping_method_set"}),
         name="cart-shipping-methods",
     ),
+    re_path(_p(r"carts/(?P<pk>[^/]+)/complete"), CartCompleteViewSet.as_view({"post": "complete"}), name="cart-complete"),
+    re_path(_p(r"orders/(?P<pk>[^/]+)"), OrderViewSet.as_view({"get": "retrieve"}), name="order"),
+    re_path(_p("customers/me/orders"), OrderViewSet.as_view({"get": "list_mine"}), name="customers-me-orders"),
+    re_path(
+        _p(r"carts/(?P<pk>[^/]+)/payment-sessions"),
+        CartViewSet.as_view({"post": "payment_session_create"}),
+        name="cart-payment-sessions",
+    ),
+    re_path(_p("customers/me/payment-methods"), PaymentMethodViewSet.as_view({"get": "list"}), name="payment-methods"),
+    re_path(
+        _p(r"customers/me/payment-methods/(?P<pk>[^/]+)"),
+        PaymentMethodViewSet.as_view({"delete": "destroy"}),
+        name="payment-method",
+    ),
     re_path(_p("customers"), CustomerViewSet.as_view({"post": "create"}), name="customers"),
     re_path(_p("customers/me"), CustomerViewSet.as_view({"get": "me"}), name="customers-me"),
     re_path(_p("auth/token"), CustomerViewSet.as_view({"post": "token"}), name="auth-token"),
-    re_path(_p("openapi.json"), SpectacularAPIView.as_view(), name="openapi"),
+    re_path(r"^openapi\.json$", SpectacularJSONAPIView.as_view(), name="openapi"),
     re_path(_p("docs"), SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),
+    # Unknown paths under /store answer in the API's error shape, DEBUG or not.
+    re_path(r"", api_not_found),
 ]
 
 urlpatterns = [
@@ -43,6 +63,10 @@ urlpatterns = [
     path("store/", include(store)),
     re_path(_p("health/live"), LiveView.as_view(), name="health-live"),
     re_path(_p("health/ready"), ReadyView.as_view(), name="health-ready"),
+    re_path(_p("webhooks/stripe"), StripeWebhookView.as_view(), name="webhooks-stripe"),
+    re_path(_p("metrics"), MetricsView.as_view(), name="metrics"),
+    re_path(r"^(?:webhooks|health)/", api_not_found),
+    path("", include("storefront.urls")),
 ]
 
 handler400 = "common.views.handler400"

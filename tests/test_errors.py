@@ -227,7 +227,7 @@ def test_malformed_request_gets_a_4xx_in_the_error_shape(world, case):
 
 def test_auth_scope_throttled_with_retry_after(world):
     client = Client()
-    for _ in range(20):
+    for _ in range(_auth_limit()):
         client.post("/store/auth/token", {"email": world["email"], "password": "wrong-password"}, content_type="application/json")
     response = client.post("/store/auth/token", {"email": world["email"], "password": "x"}, content_type="application/json")
     error = assert_error_shape(response, 429, "rate_limited", None)
@@ -245,3 +245,10 @@ def test_unknown_api_path_is_json_even_with_debug(db, settings, path):
     settings.DEBUG = True  # Django's own debug 404 page is HTML
     response = Client().post(path, data=b"{}", content_type="application/json")
     assert_error_shape(response, 404, "not_found")
+
+
+def _auth_limit() -> int:
+    """Requests allowed per window by the "auth" throttle scope (e.g. "60/min" -> 60)."""
+    from django.conf import settings
+
+    return int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth"].split("/")[0])

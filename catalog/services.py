@@ -136,6 +136,37 @@ def stock_consume(*, cart_id: str, quantities: Mapping[str, int], now: datetime 
     _refresh_reserved(stocks=tracked, now=now)
 
 
+def stock_lock(*, variant_ids: Sequence[str]) -> None:
+    """Lock these variants' stock rows (pk order) ahead of a later lock in the fixed order.
+
+    For a caller that must take the stock rows before another row (cart, stock rows, order,
+    counter) and decides only under that other lock what to write to them (``stock_restock``).
+    Inside the caller's transaction.
+    """
+    _stock_lock(variant_ids=sorted(set(variant_ids)))
+
+
+def stock_restock(*, quantities: Mapping[str, int], now: datetime | None = None) -> dict[str, int]:
+    """Put units back on hand (an order canceled before it was fulfilled). Inside the caller's transaction.
+
+    Locks the stock rows in primary-key order. Only variants with ``manage_inventory`` (and a
+    stock row) are restocked; returns ``{variant_id: quantity}`` of what was put back.
+    """
+    now = now or timezone.now()
+    variant_ids = sorted(v for v, quantity in quantities.items() if quantity > 0)
+    if not variant_ids:
+        return {}
+    stocks = _stock_lock(variant_ids=variant_ids)
+    tracked = [stocks[v] for v in variant_ids if v in stocks and _tracked(stocks[v])]
+    for stock in tracked:
+        stock.on_hand += quantities[stock.variant_id]
+    _refresh_reserved(stocks=tracked, now=now)
+    restocked = {stock.variant_id: quantities[stock.variant_id] for stock in tracked}
+    if restocked:
+        logger.info("stock.restocked variants=%s units=%s", len(restocked), sum(restocked.values()))
+    return restocked
+
+
 def stock_reservations_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
     """Delete expired reservations in batches and refresh the affected stock rows."""
     now = now or timezone.now()

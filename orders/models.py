@@ -145,6 +145,8 @@ class OrderCounter(models.Model):
 
 class CheckoutIncidentKind(models.TextChoices):
     INSUFFICIENT_INVENTORY = "insufficient_inventory"
+    # A second paid PaymentIntent of a cart whose order another PaymentIntent pays.
+    ORPHAN_PAYMENT = "orphan_payment"
 
 
 class CheckoutIncidentResolution(models.TextChoices):

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from common.errors import NotFound
-from orders.models import CheckoutIncident, Order, OrderEvent
+from orders.models import CheckoutIncident, Order, OrderEvent, OrderLine
 from payments import ledger
 
 
@@ -48,6 +48,12 @@ def order_amounts(*, orders: Iterable[Order]) -> dict[str, ledger.LedgerTotals]:
     orders = list(orders)
     totals = ledger.ledger_totals_for(payment_intent_ids=[o.payment_intent_id for o in orders])
     return {o.id: totals[o.payment_intent_id] for o in orders}
+
+
+def order_line_quantities(*, order_id: str) -> dict[str, int]:
+    """Units ordered per variant (lines of one variant summed), for restocking."""
+    rows = OrderLine.objects.filter(order_id=order_id).values("variant_id").annotate(units=Sum("quantity"))
+    return {row["variant_id"]: int(row["units"]) for row in rows}
 
 
 def order_events(*, order_id: str) -> QuerySet[OrderEvent]:

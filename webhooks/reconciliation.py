@@ -7,7 +7,9 @@ result does not depend on which event arrived first, or how often:
 
 * paid (``requires_capture``/``succeeded``) and no order -> ``order_place`` (the same
   placement service as the storefront's ``complete``; if the cart can no longer be
-  fulfilled it cancels or refunds the payment itself), then ``order_payment_sync``;
+  fulfilled it cancels or refunds the payment itself), then ``order_payment_sync``; if the
+  cart's order turns out to be paid by *another* PaymentIntent, this one's money is released
+  (``order_orphan_payment_release``: cancel or refund, CheckoutIncident, staff alert);
 * an order exists -> ``order_payment_sync`` (captures, refunds, voids from Stripe into the
   ledger and ``payment_status``);
 * not paid, no order -> the payment session follows the intent (``payment_session_fail``
@@ -51,22 +53,32 @@ class NeedsAttention(ApplicationError):
 
 
 def is_transient(error: Exception) -> bool:
-    """Whether retrying later may succeed (another request holds the cart, Stripe unreachable)."""
+    """Whether retrying later may succeed (another request holds the cart or is releasing the
+    payment, Stripe unreachable)."""
     if isinstance(error, (ProviderUnavailable, ServiceUnavailable)):
         return True
-    return isinstance(error, Conflict) and error.code == "cart_completing"
+    return isinstance(error, Conflict) and error.code in ("cart_completing", "payment_release_in_progress")
 
 
 @dataclass(frozen=True)
 class Outcome:
     payment_intent_id: str
-    action: str  # order_created | order_updated | session_updated | session_failed | unchanged | ignored | unfulfillable
+    # order_created | order_updated | session_updated | session_failed | unchanged | ignored | unfulfillable
+    # | orphan_released (a second paid intent of a completed cart: canceled or refunded, incident filed)
+    action: str
     order_id: str = ""
     detail: str = ""
 
     @property
     def changed(self) -> bool:
-        return self.action in ("order_created", "order_updated", "session_updated", "session_failed", "unfulfillable")
+        return self.action in (
+            "order_created",
+            "order_updated",
+            "session_updated",
+            "session_failed",
+            "unfulfillable",
+            "orphan_released",
+        )
 
     def describe(self) -> str:
         parts = [self.action, self.payment_intent_id]
@@ -122,16 +134,21 @@ def _converge(*, session: PaymentSession, payment_intent: dict[str, Any], actor:
             if is_transient(exc):
                 raise
             if exc.code == "insufficient_inventory":
-                # order_place released the payment (cancel or refund) and filed a CheckoutIncident;
-                # the session follows the released intent now, not at the next run.
-                payment_services.payment_session_sync_from_intent(
-                    payment_intent=gateway.payment_intent_retrieve(id=payment_intent_id)
-                )
+                # order_place released the payment (cancel or refund), retired its session and
+                # filed a CheckoutIncident.
                 return Outcome(payment_intent_id, "unfulfillable", detail=exc.message)
             raise NeedsAttention(
                 f"Paid PaymentIntent {payment_intent_id} (cart {session.cart_id}) cannot become an order: "
                 f"{exc.code}: {exc.message}"
             ) from exc
+        if order.payment_intent_id != payment_intent_id:
+            # The cart's order is paid by another PaymentIntent (e.g. this one belonged to a
+            # replaced session and was confirmed anyway): this money is no order's. Release it.
+            incident, filed = order_services.order_orphan_payment_release(
+                order_id=order.id, payment_intent=payment_intent, actor=actor
+            )
+            action = "orphan_released" if filed else "unchanged"
+            return Outcome(payment_intent_id, action, order_id=order.id, detail=f"resolution={incident.resolution}")
         order_services.order_payment_sync(payment_intent_id=payment_intent_id, actor=actor)
         payment_services.payment_session_sync_from_intent(payment_intent=payment_intent)
         _disputes_link(payment_intent_id=payment_intent_id, order_id=order.id, actor=actor)

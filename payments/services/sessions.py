@@ -133,7 +133,9 @@ def payment_session_release(
         if not session.is_active and session.status == status:
             return session
         if session.status != status:
-            metrics.record_payment_session_status(currency=session.currency_code, amount=session.amount, old=session.status, new=status)  # noqa: E501
+            metrics.record_payment_session_status(
+                currency=session.currency_code, amount=session.amount, old=session.status, new=status
+            )
         session.is_active = False
         session.status = status
         session.save(update_fields=["is_active", "status", "updated_at"])

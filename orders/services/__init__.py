@@ -1,0 +1,45 @@
+"""Order writes. Callers import from here (``from orders import services``); see docs/orders.md.
+
+* ``core``: ``order_lock``, ``order_transition`` (status / fulfillment_status under the row
+  lock, one OrderEvent each), ``InvalidTransition``, and the ledger helpers the others share
+* ``placement``: ``order_complete_cart`` (store API) and ``order_place`` (store API and
+  webhooks): a paid cart becomes its one order, exactly once
+* ``incidents``: paid but no order of its own (out of stock at completion;
+  ``order_orphan_payment_release`` for a second PaymentIntent of a completed cart): the
+  money is released, the session retired and a CheckoutIncident filed
+* ``payment_ops``: staff ``order_payment_capture`` / ``_cancel`` (restocks an unfulfilled
+  order) / ``_refund``
+* ``sync``: ``order_payment_sync`` (ledger and payment_status follow Stripe),
+  ``order_dispute_record``
+* ``confirmation``: ``order_confirmation_send``
+"""
+
+from orders.services.confirmation import order_confirmation_send
+from orders.services.core import ORDER_COUNTER, InvalidTransition, order_lock, order_transition
+from orders.services.incidents import order_orphan_payment_release
+from orders.services.payment_ops import order_payment_cancel, order_payment_capture, order_payment_refund
+from orders.services.placement import (
+    AUTHORIZATION_VALIDITY,
+    AUTHORIZED_STATUSES,
+    order_complete_cart,
+    order_place,
+)
+from orders.services.sync import order_dispute_record, order_payment_sync
+
+__all__ = [
+    "AUTHORIZATION_VALIDITY",
+    "AUTHORIZED_STATUSES",
+    "ORDER_COUNTER",
+    "InvalidTransition",
+    "order_complete_cart",
+    "order_confirmation_send",
+    "order_dispute_record",
+    "order_lock",
+    "order_orphan_payment_release",
+    "order_payment_cancel",
+    "order_payment_capture",
+    "order_payment_refund",
+    "order_payment_sync",
+    "order_place",
+    "order_transition",
+]

@@ -61,6 +61,30 @@ class ShippingMethodSerializer(serializers.Serializer):
     amount = serializers.IntegerField()
 
 
+# A line as the API shows it, on a cart and on the order placed from it (orders.serializers).
+LINE_FIELDS = ["id", "variant_id", "sku", "title", "quantity", "unit_price", "subtotal", "tax_total", "total"]
+# What a cart and its order both show of the purchase: lines, addresses, shipping and totals.
+CHECKOUT_SUMMARY_FIELDS = [
+    "items",
+    "shipping_address",
+    "billing_address",
+    "shipping_method",
+    "subtotal",
+    "shipping_total",
+    "tax_total",
+    "total",
+]
+
+
+class CheckoutSummarySerializer(serializers.Serializer):
+    """Output fields a cart and its order share. Subclasses define ``get_items`` and ``get_shipping_method``."""
+
+    items = serializers.SerializerMethodField()
+    shipping_address = AddressSerializer(allow_null=True)
+    billing_address = AddressSerializer(allow_null=True)
+    shipping_method = serializers.SerializerMethodField()
+
+
 class LineItemSerializer(serializers.ModelSerializer):
     subtotal = serializers.SerializerMethodField()
     tax_total = serializers.SerializerMethodField()
@@ -68,7 +92,7 @@ class LineItemSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LineItem
-        fields = ["id", "variant_id", "sku", "title", "quantity", "unit_price", "subtotal", "tax_total", "total"]
+        fields = LINE_FIELDS
 
     def _totals(self, item: LineItem) -> Any:
         return self.context["totals"].lines[item.id]
@@ -83,14 +107,10 @@ class LineItemSerializer(serializers.ModelSerializer):
         return self._totals(item).total
 
 
-class CartSerializer(serializers.ModelSerializer):
+class CartSerializer(CheckoutSummarySerializer, serializers.ModelSerializer):
     """Output only. Totals are computed on the server from the stored lines."""
 
     status = serializers.SerializerMethodField()
-    items = serializers.SerializerMethodField()
-    shipping_address = AddressSerializer(allow_null=True)
-    billing_address = AddressSerializer(allow_null=True)
-    shipping_method = serializers.SerializerMethodField()
     subtotal = serializers.SerializerMethodField()
     shipping_total = serializers.SerializerMethodField()
     tax_total = serializers.SerializerMethodField()
@@ -106,14 +126,7 @@ class CartSerializer(serializers.ModelSerializer):
             "currency_code",
             "email",
             "customer_id",
-            "items",
-            "shipping_address",
-            "billing_address",
-            "shipping_method",
-            "subtotal",
-            "shipping_total",
-            "tax_total",
-            "total",
+            *CHECKOUT_SUMMARY_FIELDS,
             "payment_session",
             "expires_at",
             "created_at",

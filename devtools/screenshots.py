@@ -35,18 +35,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.chromium import CHROMIUM, chromium_launch
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DEFAULT_OUT = ROOT / "artifacts" / "screenshots"
 SCREENSHOT_EMAIL = "screenshots@example.com"
 
@@ -113,7 +104,7 @@ def capture(*, base_url: str, email: str, password: str, shots: list[Shot], out_
     written: list[Path] = []
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = chromium_launch(playwright)
         try:
             context = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=base_url, device_scale_factor=1)
             context.set_default_timeout(20_000)

@@ -179,31 +179,17 @@ def money_dataset(label: str, values: list[int], currency: str, **extra: Any) ->
 
 
 @dataclass(frozen=True)
-class CurrencySummary:
-    currency_code: str
-    orders: int
-    value: int
-    average_order_value: int | None
-    captured: int
-    refunded: int
+class CurrencySummary(q.CurrencyOrders):
+    """One currency over the period (``net``: captured minus refunded)."""
 
-    @property
-    def net(self) -> int:
-        return self.captured - self.refunded
+    average_order_value: int | None
 
 
 @dataclass(frozen=True)
-class RevenueRow:
-    day: date
-    currency_code: str
-    orders: int
-    value: int
-    captured: int
-    refunded: int
+class RevenueRow(q.CurrencyOrders):
+    """One currency on one day."""
 
-    @property
-    def net(self) -> int:
-        return self.captured - self.refunded
+    day: date
 
 
 @dataclass(frozen=True)

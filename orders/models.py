@@ -157,7 +157,8 @@ class CheckoutIncidentResolution(models.TextChoices):
 
 
 class CheckoutIncident(models.Model):
-    """A payment that could not become an order (e.g. stock ran out after authorization). For staff."""
+    """A paid PaymentIntent that no order holds (stock ran out after authorization, or a second
+    payment of a cart that has its order): the money was released or staff must release it."""
 
     kind = models.CharField(max_length=32, choices=CheckoutIncidentKind.choices)
     cart_id = models.CharField(max_length=40, db_index=True)

@@ -96,8 +96,9 @@ def payment_outcomes_by_day(*, start: datetime, end: datetime) -> list[PaymentOu
 
 
 @dataclass(frozen=True)
-class MoneyDay:
-    day: date
+class MoneyMoved:
+    """Money captured and refunded (settled ledger rows) in one currency."""
+
     currency_code: str
     captured: int
     refunded: int
@@ -107,21 +108,33 @@ class MoneyDay:
         return self.captured - self.refunded
 
 
+@dataclass(frozen=True)
+class MoneyDay(MoneyMoved):
+    day: date
+
+
+def _money_moved(start: datetime, end: datetime):  # type: ignore[no-untyped-def]
+    return LedgerEntry.objects.filter(
+        created_at__gte=start,
+        created_at__lt=end,
+        status=LedgerEntryStatus.SUCCEEDED,
+        kind__in=[LedgerEntryKind.CAPTURE, LedgerEntryKind.REFUND],
+    )
+
+
+_MONEY_MOVED = {
+    "captured": _sum("amount", Q(kind=LedgerEntryKind.CAPTURE)),
+    "refunded": _sum("amount", Q(kind=LedgerEntryKind.REFUND)),
+}
+
+
 def money_by_day(*, start: datetime, end: datetime) -> list[MoneyDay]:
     """Captured and refunded money per day and currency (settled ledger rows)."""
     rows = (
-        LedgerEntry.objects.filter(
-            created_at__gte=start,
-            created_at__lt=end,
-            status=LedgerEntryStatus.SUCCEEDED,
-            kind__in=[LedgerEntryKind.CAPTURE, LedgerEntryKind.REFUND],
-        )
+        _money_moved(start, end)
         .annotate(day=TruncDate("created_at"))
         .values("day", "currency_code")
-        .annotate(
-            captured=_sum("amount", Q(kind=LedgerEntryKind.CAPTURE)),
-            refunded=_sum("amount", Q(kind=LedgerEntryKind.REFUND)),
-        )
+        .annotate(**_MONEY_MOVED)
         .order_by("day", "currency_code")
     )
     return [MoneyDay(**row) for row in rows]
@@ -139,47 +152,37 @@ def _placed(start: datetime, end: datetime):  # type: ignore[no-untyped-def]
     return Order.objects.filter(created_at__gte=start, created_at__lt=end).exclude(status=OrderStatus.CANCELED)
 
 
+_PLACED = {"orders": Count("pk"), "value": _sum("total")}
+
+
 def orders_by_day(*, start: datetime, end: datetime) -> list[OrdersDay]:
     """Orders placed (not canceled) per day and currency, and their total value."""
     rows = (
         _placed(start, end)
         .annotate(day=TruncDate("created_at"))
         .values("day", "currency_code")
-        .annotate(orders=Count("pk"), value=_sum("total"))
+        .annotate(**_PLACED)
         .order_by("day", "currency_code")
     )
     return [OrdersDay(**row) for row in rows]
 
 
 @dataclass(frozen=True)
-class CurrencyOrders:
-    currency_code: str
+class CurrencyOrders(MoneyMoved):
+    """Orders placed and their value, and money captured and refunded, in one currency."""
+
     orders: int
     value: int
-    captured: int
-    refunded: int
 
 
 def orders_by_currency(*, start: datetime, end: datetime) -> list[CurrencyOrders]:
     """Per currency over the whole period: orders placed and their value; money captured and refunded."""
     placed = {
-        row["currency_code"]: row
-        for row in _placed(start, end).values("currency_code").annotate(orders=Count("pk"), value=_sum("total")).order_by()
+        row["currency_code"]: row for row in _placed(start, end).values("currency_code").annotate(**_PLACED).order_by()
     }
     moved = {
         row["currency_code"]: row
-        for row in LedgerEntry.objects.filter(
-            created_at__gte=start,
-            created_at__lt=end,
-            status=LedgerEntryStatus.SUCCEEDED,
-            kind__in=[LedgerEntryKind.CAPTURE, LedgerEntryKind.REFUND],
-        )
-        .values("currency_code")
-        .annotate(
-            captured=_sum("amount", Q(kind=LedgerEntryKind.CAPTURE)),
-            refunded=_sum("amount", Q(kind=LedgerEntryKind.REFUND)),
-        )
-        .order_by()
+        for row in _money_moved(start, end).values("currency_code").annotate(**_MONEY_MOVED).order_by()
     }
     return [
         CurrencyOrders(

@@ -5,7 +5,12 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from carts.serializers import AddressSerializer, ShippingMethodSerializer
+from carts.serializers import (
+    CHECKOUT_SUMMARY_FIELDS,
+    LINE_FIELDS,
+    CheckoutSummarySerializer,
+    ShippingMethodSerializer,
+)
 from orders.models import Order, OrderLine
 from payments.ledger import LedgerTotals
 
@@ -19,18 +24,14 @@ class OrderLineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OrderLine
-        fields = ["id", "variant_id", "sku", "title", "quantity", "unit_price", "subtotal", "tax_total", "total"]
+        fields = LINE_FIELDS
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(CheckoutSummarySerializer, serializers.ModelSerializer):
     """Output only. Amounts come from the ledger: pass ``context={"amounts": {order_id: LedgerTotals}}``."""
 
     cart_id = serializers.CharField()
     customer_id = serializers.CharField(allow_null=True)
-    items = serializers.SerializerMethodField()
-    shipping_address = AddressSerializer(allow_null=True)
-    billing_address = AddressSerializer(allow_null=True)
-    shipping_method = serializers.SerializerMethodField()
     amount_authorized = serializers.SerializerMethodField()
     amount_captured = serializers.SerializerMethodField()
     amount_refunded = serializers.SerializerMethodField()
@@ -47,14 +48,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "email",
             "customer_id",
             "currency_code",
-            "items",
-            "shipping_address",
-            "billing_address",
-            "shipping_method",
-            "subtotal",
-            "shipping_total",
-            "tax_total",
-            "total",
+            *CHECKOUT_SUMMARY_FIELDS,
             "amount_authorized",
             "amount_captured",
             "amount_refunded",

@@ -20,8 +20,9 @@ from typing import Any
 from django.db import transaction
 
 from common import metrics
-from payments import gateway
+from payments import selectors
 from payments.models import Dispute
+from payments.services.common import id_of
 
 logger = logging.getLogger(__name__)
 
@@ -60,24 +61,9 @@ def _timestamp(value: Any) -> datetime | None:
     return None
 
 
-def _id_of(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("id") or "")
-    return str(value or "")
-
-
 def dispute_payment_intent_id(*, dispute: dict[str, Any]) -> str:
     """The PaymentIntent of a dispute object; reads the charge from Stripe when the object lacks it."""
-    payment_intent_id = _id_of(dispute.get("payment_intent"))
-    if payment_intent_id:
-        return payment_intent_id
-    charge = dispute.get("charge")
-    if isinstance(charge, dict) and charge.get("payment_intent"):
-        return _id_of(charge["payment_intent"])
-    charge_id = _id_of(charge)
-    if not charge_id:
-        return ""
-    return _id_of(gateway.charge_retrieve(id=charge_id).get("payment_intent"))
+    return selectors.payment_intent_id_of(stripe_object=dispute)
 
 
 def _funds_flags(dispute: dict[str, Any]) -> tuple[bool, bool]:
@@ -109,7 +95,7 @@ def dispute_upsert_from_stripe(
     status = str(dispute.get("status") or "")
     bt_withdrawn, bt_reinstated = _funds_flags(dispute)
     snapshot = {
-        "charge_id": _id_of(dispute.get("charge")),
+        "charge_id": id_of(dispute.get("charge")),
         "amount": int(dispute.get("amount") or 0),
         "currency_code": str(dispute.get("currency") or "").lower(),
         "reason": str(dispute.get("reason") or ""),

@@ -4,6 +4,7 @@ from typing import Any
 
 from payments import gateway
 from payments.models import PaymentSession, StripeCustomer
+from payments.services.common import id_of
 
 
 def payment_session_active_for_cart(*, cart_id: str) -> PaymentSession | None:
@@ -12,6 +13,25 @@ def payment_session_active_for_cart(*, cart_id: str) -> PaymentSession | None:
 
 def payment_session_get_by_intent(*, payment_intent_id: str) -> PaymentSession | None:
     return PaymentSession.objects.filter(payment_intent_id=payment_intent_id).first()
+
+
+def payment_intent_id_of(*, stripe_object: dict[str, Any]) -> str:
+    """The PaymentIntent of a Stripe payment_intent, charge, refund or dispute object ("" for none).
+
+    Reads the charge from Stripe when the object names only the charge: call outside transactions.
+    """
+    if stripe_object.get("object") == "payment_intent":
+        return id_of(stripe_object.get("id"))
+    found = id_of(stripe_object.get("payment_intent"))
+    if found:
+        return found
+    charge = stripe_object.get("charge")
+    if isinstance(charge, dict) and charge.get("payment_intent"):
+        return id_of(charge["payment_intent"])
+    charge_id = id_of(charge)
+    if not charge_id:
+        return ""
+    return id_of(gateway.charge_retrieve(id=charge_id).get("payment_intent"))
 
 
 def stripe_customer_id_for_user(*, user_id: str) -> str | None:

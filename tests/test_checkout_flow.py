@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.cache import cache
 from django.core.management import CommandError, call_command
 
+from tests.helpers import demo_shop_configure
 from tests.plugins.localstripe import LocalStripe, localstripe, localstripe_server  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
@@ -21,12 +21,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def shop_url(live_server: Any, localstripe: LocalStripe, settings: Any) -> str:  # noqa: F811
     """A live server configured like the demo (localstripe and its fake Stripe.js) with the demo catalog."""
-    settings.STRIPE_JS_URL = f"{localstripe.base_url}/js.stripe.com/v3/"
-    settings.STRIPE_PUBLISHABLE_KEY = "pk_test_localstripe_flow"
-    settings.STRIPE_SEND_SETUP_FUTURE_USAGE = False
-    settings.STRIPE_CAPTURE_METHOD = "manual"
-    cache.clear()
-    call_command("load_demo_catalog", stdout=io.StringIO())
+    demo_shop_configure(settings, localstripe, publishable_key="pk_test_localstripe_flow")
     return live_server.url
 
 

@@ -8,17 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
 from tests.factories import ShippingOptionFactory, UserFactory, VariantFactory
+from tests.helpers import ADDRESS_US, auth_limit
 
 pytestmark = pytest.mark.django_db
 
-ADDRESS = {
-    "first_name": "Ada", "last_name": "Lovelace", "address_1": "1 Loom Street", "city": "Springfield",
-    "postal_code": "12345", "country_code": "US",
-}
 ERROR_TYPES = {
     "invalid_request_error", "authentication_error", "permission_error", "conflict_error", "payment_error",
     "rate_limit_error", "api_error",
@@ -50,7 +46,7 @@ CASES = [
     Case("json-invalid-utf8", "post", "/store/carts", 400, "malformed_json", body=b'{"region_id": "\xff\xfe"}'),
     Case("json-lone-surrogate", "post", "/store/carts", 400, "malformed_json", body=b'{"region_id": "\\ud800"}'),
     Case("json-surrogate-in-address", "post", "/store/carts/{cart}", 400, "malformed_json",
-         body=json.dumps({"shipping_address": {**ADDRESS, "city": "\ud83d"}}).encode()),
+         body=json.dumps({"shipping_address": {**ADDRESS_US, "city": "\ud83d"}}).encode()),
     Case("json-deeply-nested", "post", "/store/carts", 400, "malformed_json", body=b"[" * 50_000 + b"]" * 50_000),
     Case("json-huge-int-literal", "post", "/store/carts/{cart}/line-items", 400, "malformed_json",
          body=b'{"variant_id": "x", "quantity": 1' + b"0" * 5000 + b"}"),
@@ -96,13 +92,13 @@ CASES = [
     Case("shipping-option-list", "post", "/store/carts/{cart}/shipping-methods", 400, "validation_error", body={"option_id": ["a"]}, param="option_id"),
     Case("address-string", "post", "/store/carts/{cart}", 400, "validation_error", body={"shipping_address": "1 Loom St"}, param="shipping_address"),
     Case("address-missing-city", "post", "/store/carts/{cart}", 400, "validation_error",
-         body={"shipping_address": {k: v for k, v in ADDRESS.items() if k != "city"}}, param="shipping_address.city"),
+         body={"shipping_address": {k: v for k, v in ADDRESS_US.items() if k != "city"}}, param="shipping_address.city"),
     Case("address-country-lowercase", "post", "/store/carts/{cart}", 400, "validation_error",
-         body={"billing_address": {**ADDRESS, "country_code": "us"}}, param="billing_address.country_code"),
+         body={"billing_address": {**ADDRESS_US, "country_code": "us"}}, param="billing_address.country_code"),
     Case("address-country-not-in-region", "post", "/store/carts/{cart}", 400, "country_not_in_region",
-         body={"shipping_address": {**ADDRESS, "country_code": "JP"}}, param="shipping_address.country_code"),
+         body={"shipping_address": {**ADDRESS_US, "country_code": "JP"}}, param="shipping_address.country_code"),
     Case("address-unicode-junk", "post", "/store/carts/{cart}", 400, "validation_error",
-         body={"shipping_address": {**ADDRESS, "country_code": "\U0001f9f5\u202e"}}, param="shipping_address.country_code"),
+         body={"shipping_address": {**ADDRESS_US, "country_code": "\U0001f9f5\u202e"}}, param="shipping_address.country_code"),
     Case("register-bad-email", "post", "/store/customers", 400, "validation_error", body={"email": "x", "password": "correct-horse-battery"}, param="email"),
     Case("register-long-password", "post", "/store/customers", 400, "validation_error", body={"email": "a@example.com", "password": "p" * 129}, param="password"),
     Case("token-null-email", "post", "/store/auth/token", 400, "validation_error", body={"email": None, "password": "x"}, param="email"),
@@ -149,12 +145,6 @@ CASES = [
     Case("token-wrong-password", "post", "/store/auth/token", 401, "invalid_credentials", body={"email": "{email}", "password": "wrong-password"}),
     Case("register-duplicate", "post", "/store/customers", 409, "email_taken", body={"email": "{email}", "password": "correct-horse-battery"}, param="email"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    cache.clear()
 
 
 @pytest.fixture
@@ -227,7 +217,7 @@ def test_malformed_request_gets_a_4xx_in_the_error_shape(world, case):
 
 def test_auth_scope_throttled_with_retry_after(world):
     client = Client()
-    for _ in range(_auth_limit()):
+    for _ in range(auth_limit()):
         client.post("/store/auth/token", {"email": world["email"], "password": "wrong-password"}, content_type="application/json")
     response = client.post("/store/auth/token", {"email": world["email"], "password": "x"}, content_type="application/json")
     error = assert_error_shape(response, 429, "rate_limited", None)
@@ -245,10 +235,3 @@ def test_unknown_api_path_is_json_even_with_debug(db, settings, path):
     settings.DEBUG = True  # Django's own debug 404 page is HTML
     response = Client().post(path, data=b"{}", content_type="application/json")
     assert_error_shape(response, 404, "not_found")
-
-
-def _auth_limit() -> int:
-    """Requests allowed per window by the "auth" throttle scope (e.g. "60/min" -> 60)."""
-    from django.conf import settings
-
-    return int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth"].split("/")[0])

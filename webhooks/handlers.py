@@ -27,6 +27,7 @@ from common.errors import ApplicationError
 from orders import selectors as order_selectors
 from orders import services as order_services
 from payments import disputes, gateway
+from payments import selectors as payment_selectors
 from payments.models import Actor
 from webhooks import reconciliation
 
@@ -47,32 +48,11 @@ def _object(event: Event) -> dict[str, Any]:
     return obj
 
 
-def _id(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("id") or "")
-    return str(value or "")
-
-
-def _payment_intent_id(obj: dict[str, Any]) -> str:
-    """The PaymentIntent of a payment_intent, charge or refund object (reads the charge if needed)."""
-    if obj.get("object") == "payment_intent":
-        return _id(obj.get("id"))
-    found = _id(obj.get("payment_intent"))
-    if found:
-        return found
-    charge = obj.get("charge")
-    if isinstance(charge, dict) and charge.get("payment_intent"):
-        return _id(charge["payment_intent"])
-    if _id(charge):
-        return _id(gateway.charge_retrieve(id=_id(charge)).get("payment_intent"))
-    return ""
-
-
 def _reconcile(event: Event) -> str:
     obj = _object(event)
     if obj.get("object") in ("charge", "refund"):
         gateway.mirror(obj)  # the PaymentIntent itself is mirrored by payment_intent_reconcile
-    payment_intent_id = _payment_intent_id(obj)
+    payment_intent_id = payment_selectors.payment_intent_id_of(stripe_object=obj)  # reads the charge if needed
     if not payment_intent_id:
         return f"ignored: {obj.get('object')} {obj.get('id')} belongs to no PaymentIntent"
     try:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -27,6 +28,8 @@ from payments.models import Actor, LedgerEntryKind, LedgerEntryStatus
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Shape of every operation: (1) short transaction under the order lock: validate against the
 # ledger, insert a *pending* ledger row whose unique key is the operation's idempotency key;
 # (2) Stripe call outside any transaction with that same key; (3) short transaction: settle
@@ -43,13 +46,13 @@ def _ledger_op_begin(
     order_id: str,
     kind: str,
     op: str,
-    amount_for: Any,
+    amount_for: Callable[[Order, ledger.LedgerTotals], int],
     expected_version: int | None,
     actor: str,
     user_id: str | None,
     reason: str,
-) -> tuple[Order, ledger.LedgerTotals, LedgerEntryData | None, Any]:
-    """Step 1. Returns (order, totals before, the pending row to run or None if already done, existing row)."""
+) -> tuple[Order, ledger.LedgerTotals, LedgerEntryData | None]:
+    """Step 1. Returns (order, totals before, the pending row to run or None if already done)."""
     with transaction.atomic():
         order = order_lock(order_id=order_id)
         totals = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
@@ -59,7 +62,7 @@ def _ledger_op_begin(
         if existing is not None:
             if existing.status == LedgerEntryStatus.PENDING:
                 raise Conflict("This operation is already in progress.", code="payment_operation_in_progress")
-            return order, totals, None, existing  # a repeated submit of a finished operation
+            return order, totals, None  # a repeated submit of a finished operation
         if expected_version is not None and expected_version != totals.entries:
             raise Conflict(
                 "The order's payment changed since this form was shown. Reload and try again.", code="order_changed"
@@ -78,7 +81,7 @@ def _ledger_op_begin(
             reason=reason,
         )
         ledger.ledger_entries_record(entries=[entry])
-    return order, totals, entry, None
+    return order, totals, entry
 
 
 def _ledger_op_failed(*, entry: LedgerEntryData, error: ApplicationError, op: str) -> None:
@@ -92,6 +95,79 @@ def _ledger_op_failed(*, entry: LedgerEntryData, error: ApplicationError, op: st
         entry.currency_code,
         error.code,
     )
+
+
+def _ledger_op_run(
+    *,
+    order_id: str,
+    kind: str,
+    op: str,
+    amount_for: Callable[[Order, ledger.LedgerTotals], int],
+    stripe_call: Callable[[Order, LedgerEntryData], T],
+    expected_version: int | None,
+    actor: str,
+    user_id: str | None,
+    reason: str,
+) -> tuple[Order, ledger.LedgerTotals, LedgerEntryData | None, T | None]:
+    """Steps 1 and 2: the pending row, then ``stripe_call(order, entry)`` outside any transaction.
+
+    Returns (order, totals before, the row that ran, Stripe's answer); the row and the answer
+    are None when the operation was done already (a repeated submit). A refused Stripe call
+    settles the row ``failed`` and re-raises.
+    """
+    order, before, entry = _ledger_op_begin(
+        order_id=order_id,
+        kind=kind,
+        op=op,
+        amount_for=amount_for,
+        expected_version=expected_version,
+        actor=actor,
+        user_id=user_id,
+        reason=reason,
+    )
+    if entry is None:
+        return order, before, None, None
+    try:
+        answer = stripe_call(order, entry)
+    except ApplicationError as exc:
+        _ledger_op_failed(entry=entry, error=exc, op=op)
+        raise
+    return order, before, entry, answer
+
+
+def _ledger_op_settle(
+    *,
+    order_id: str,
+    before: ledger.LedgerTotals,
+    entry: LedgerEntryData,
+    status: str,
+    stripe_object_id: str = "",
+    also_record: list[LedgerEntryData] | None = None,
+    actor: str,
+    user_id: str | None,
+    event_type: str,
+    extra: dict[str, Any],
+) -> tuple[Order, ledger.LedgerTotals]:
+    """Step 3 of capture and refund: settle the row, record what follows, move payment_status.
+
+    Returns (the order, ledger totals after).
+    """
+    with transaction.atomic():
+        order = order_lock(order_id=order_id)
+        ledger.ledger_entry_settle(
+            idempotency_key=entry.idempotency_key, status=status, stripe_object_id=stripe_object_id
+        )
+        if also_record:
+            ledger.ledger_entries_record(entries=also_record)
+        after = _payment_status_follow(
+            order=order, before=before, actor=actor, user_id=user_id, event_type=event_type, extra=extra
+        )
+    return order, after
+
+
+def _assert_authorized(*, order: Order, what: str) -> None:
+    if order.payment_status != PaymentStatus.AUTHORIZED:
+        raise InvalidTransition(f"Cannot {what} a payment that is {order.payment_status}.", param="payment_status")
 
 
 def _amount_in_range(*, amount: int | None, maximum: int, what: str) -> int:
@@ -119,50 +195,43 @@ def order_payment_capture(
     """Capture ``amount`` (default: all) of the authorization; the uncaptured rest is released."""
 
     def amount_for(order: Order, totals: ledger.LedgerTotals) -> int:
-        if order.payment_status != PaymentStatus.AUTHORIZED:
-            raise InvalidTransition(f"Cannot capture a payment that is {order.payment_status}.", param="payment_status")
+        _assert_authorized(order=order, what="capture")
         if order.capture_before and timezone.now() >= order.capture_before:
             raise Unprocessable(
                 "The authorization has expired; it can no longer be captured.", code="authorization_expired"
             )
         return _amount_in_range(amount=amount, maximum=totals.capturable, what="capture")
 
-    order, before, entry, existing = _ledger_op_begin(
+    order, before, entry, intent = _ledger_op_run(
         order_id=order_id,
         kind=LedgerEntryKind.CAPTURE,
         op="capture",
         amount_for=amount_for,
+        stripe_call=lambda order, entry: gateway.payment_intent_capture(
+            id=order.payment_intent_id, amount_to_capture=entry.amount, idempotency_key=entry.idempotency_key
+        ),
         expected_version=expected_version,
         actor=actor,
         user_id=user_id,
         reason=reason,
     )
-    if entry is None:
+    if entry is None or intent is None:
         return order
-    try:
-        intent = gateway.payment_intent_capture(
-            id=order.payment_intent_id, amount_to_capture=entry.amount, idempotency_key=entry.idempotency_key
-        )
-    except ApplicationError as exc:
-        _ledger_op_failed(entry=entry, error=exc, op="capture")
-        raise
     charge_id = gateway.latest_charge_id(intent) or ""
     rest = before.capturable - entry.amount
-    with transaction.atomic():
-        order = order_lock(order_id=order_id)
-        ledger.ledger_entry_settle(
-            idempotency_key=entry.idempotency_key, status=LedgerEntryStatus.SUCCEEDED, stripe_object_id=charge_id
-        )
-        if rest > 0:
-            ledger.ledger_entries_record(entries=[_void_entry(order=order, amount=rest, actor=actor, user_id=user_id)])
-        after = _payment_status_follow(
-            order=order,
-            before=before,
-            actor=actor,
-            user_id=user_id,
-            event_type="payment_captured",
-            extra={"reason": reason, "charge_id": charge_id},
-        )
+    order, after = _ledger_op_settle(
+        order_id=order_id,
+        before=before,
+        entry=entry,
+        status=LedgerEntryStatus.SUCCEEDED,
+        stripe_object_id=charge_id,
+        # the uncaptured rest is released (the order's intent and currency never change)
+        also_record=[_void_entry(order=order, amount=rest, actor=actor, user_id=user_id)] if rest > 0 else None,
+        actor=actor,
+        user_id=user_id,
+        event_type="payment_captured",
+        extra={"reason": reason, "charge_id": charge_id},
+    )
     logger.info(
         "order.payment_captured order_id=%s payment_intent_id=%s charge_id=%s amount=%s released=%s currency=%s "
         "captured_total=%s actor=%s user_id=%s",
@@ -204,15 +273,17 @@ def order_payment_cancel(
     """Release the whole authorization (nothing captured yet) and cancel the order."""
 
     def amount_for(order: Order, totals: ledger.LedgerTotals) -> int:
-        if order.payment_status != PaymentStatus.AUTHORIZED:
-            raise InvalidTransition(f"Cannot cancel a payment that is {order.payment_status}.", param="payment_status")
+        _assert_authorized(order=order, what="cancel")
         return totals.capturable
 
-    order, before, entry, existing = _ledger_op_begin(
+    order, before, entry, _ = _ledger_op_run(
         order_id=order_id,
         kind=LedgerEntryKind.VOID,
         op="cancel",
         amount_for=amount_for,
+        stripe_call=lambda order, entry: gateway.payment_intent_cancel(
+            id=order.payment_intent_id, idempotency_key=entry.idempotency_key
+        ),
         expected_version=expected_version,
         actor=actor,
         user_id=user_id,
@@ -220,11 +291,6 @@ def order_payment_cancel(
     )
     if entry is None:
         return order
-    try:
-        gateway.payment_intent_cancel(id=order.payment_intent_id, idempotency_key=entry.idempotency_key)
-    except ApplicationError as exc:
-        _ledger_op_failed(entry=entry, error=exc, op="cancel")
-        raise
     # Nothing was shipped yet: the goods go back on hand (stock was taken at placement). Lines
     # never change, so they are read before the transaction; the stock rows are locked before
     # the order row (the fixed order: stock rows, then order).
@@ -295,41 +361,35 @@ def order_payment_refund(
     def amount_for(order: Order, totals: ledger.LedgerTotals) -> int:
         return _amount_in_range(amount=amount, maximum=totals.refundable, what="refund")
 
-    order, before, entry, existing = _ledger_op_begin(
+    order, before, entry, refund = _ledger_op_run(
         order_id=order_id,
         kind=LedgerEntryKind.REFUND,
         op="refund",
         amount_for=amount_for,
+        stripe_call=lambda order, entry: gateway.refund_create(
+            payment_intent=order.payment_intent_id,
+            amount=entry.amount,
+            metadata={"order_id": order.id, "ledger_key": entry.idempotency_key},
+            idempotency_key=entry.idempotency_key,
+        ),
         expected_version=expected_version,
         actor=actor,
         user_id=user_id,
         reason=reason,
     )
-    if entry is None:
+    if entry is None or refund is None:
         return order
-    try:
-        refund = gateway.refund_create(
-            payment_intent=order.payment_intent_id,
-            amount=entry.amount,
-            metadata={"order_id": order.id, "ledger_key": entry.idempotency_key},
-            idempotency_key=entry.idempotency_key,
-        )
-    except ApplicationError as exc:
-        _ledger_op_failed(entry=entry, error=exc, op="refund")
-        raise
-    with transaction.atomic():
-        order = order_lock(order_id=order_id)
-        ledger.ledger_entry_settle(
-            idempotency_key=entry.idempotency_key, status=_refund_status(refund), stripe_object_id=str(refund["id"])
-        )
-        after = _payment_status_follow(
-            order=order,
-            before=before,
-            actor=actor,
-            user_id=user_id,
-            event_type="payment_refunded",
-            extra={"reason": reason, "refund_id": refund["id"]},
-        )
+    order, after = _ledger_op_settle(
+        order_id=order_id,
+        before=before,
+        entry=entry,
+        status=_refund_status(refund),
+        stripe_object_id=str(refund["id"]),
+        actor=actor,
+        user_id=user_id,
+        event_type="payment_refunded",
+        extra={"reason": reason, "refund_id": refund["id"]},
+    )
     logger.info(
         "order.payment_refunded order_id=%s payment_intent_id=%s refund_id=%s amount=%s currency=%s "
         "refund_status=%s refunded_total=%s actor=%s user_id=%s",

@@ -20,6 +20,13 @@ def idempotency_key(*parts: object, params: dict[str, Any] | None = None) -> str
     return key
 
 
+def id_of(value: Any) -> str:
+    """The id of a reference in a Stripe object: an id, or an expanded object ("" for none)."""
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
 def customer_of(obj: dict[str, Any]) -> str | None:
     """The Customer id of an intent or payment method (an id, or an expanded object)."""
     customer = obj.get("customer")

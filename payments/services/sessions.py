@@ -59,6 +59,16 @@ class PaymentSessionResult:
     created: bool  # a new PaymentIntent was created (201), else the cart's intent was reused (200)
 
 
+@dataclass(frozen=True, slots=True)
+class _IntentTarget:
+    """What the cart's PaymentIntent must say, whether it is created or updated."""
+
+    amount: int
+    metadata: dict[str, str]
+    payment_method_id: str | None
+    save_payment_method: bool
+
+
 def session_status_for_intent(payment_intent: dict[str, Any]) -> str:
     """Map a PaymentIntent's status to ours; a declined attempt (back to requires_payment_method
     with ``last_payment_error``) is ``failed`` until the shopper tries again."""
@@ -69,6 +79,11 @@ def session_status_for_intent(payment_intent: dict[str, Any]) -> str:
 
 
 # --- Payment sessions -------------------------------------------------------------------
+
+
+def _session_lock(*, payment_intent_id: str) -> PaymentSession | None:
+    """The session of this PaymentIntent, row-locked (inside the caller's transaction)."""
+    return PaymentSession.objects.select_for_update().filter(payment_intent_id=payment_intent_id).first()
 
 
 def payment_session_sync_from_intent(*, payment_intent: dict[str, Any]) -> PaymentSession | None:
@@ -83,7 +98,7 @@ def payment_session_sync_from_intent(*, payment_intent: dict[str, Any]) -> Payme
         return None
     status = session_status_for_intent(payment_intent)
     with transaction.atomic():
-        session = PaymentSession.objects.select_for_update().filter(payment_intent_id=intent_id).first()
+        session = _session_lock(payment_intent_id=intent_id)
         if session is None:
             return None
         if session.status != status:
@@ -104,7 +119,7 @@ def payment_session_sync_from_intent(*, payment_intent: dict[str, Any]) -> Payme
 def payment_session_fail(*, payment_intent_id: str) -> PaymentSession | None:
     """The intent's payment failed: mark the session failed and release the cart's stock hold."""
     with transaction.atomic():
-        session = PaymentSession.objects.select_for_update().filter(payment_intent_id=payment_intent_id).first()
+        session = _session_lock(payment_intent_id=payment_intent_id)
         if session is None:
             return None
         if session.status in (PaymentSessionStatus.AUTHORIZED, PaymentSessionStatus.SUCCEEDED):
@@ -127,7 +142,7 @@ def payment_session_release(
     transaction; idempotent.
     """
     with transaction.atomic():
-        session = PaymentSession.objects.select_for_update().filter(payment_intent_id=payment_intent_id).first()
+        session = _session_lock(payment_intent_id=payment_intent_id)
         if session is None:
             return None
         if not session.is_active and session.status == status:
@@ -166,6 +181,22 @@ def _intent_cancel(*, cart_id: str, intent_id: str) -> dict[str, Any]:
     return intent
 
 
+def _intent_replace(*, cart_id: str, session: PaymentSession, intent_id: str) -> None:
+    """Cancel the session's intent at Stripe and retire the session: the next one gets a fresh intent."""
+    _intent_cancel(cart_id=cart_id, intent_id=intent_id)
+    _session_deactivate(session=session, status=PaymentSessionStatus.CANCELED)
+
+
+def _session_fields_from_intent(intent: dict[str, Any]) -> dict[str, Any]:
+    """What a session row copies from its PaymentIntent."""
+    return {
+        "amount": int(intent["amount"]),
+        "currency_code": str(intent["currency"]).lower(),
+        "client_secret": intent.get("client_secret") or "",
+        "status": session_status_for_intent(intent),
+    }
+
+
 def _session_record(
     *,
     session: PaymentSession,
@@ -176,10 +207,7 @@ def _session_record(
 ) -> PaymentSession:
     """Store what Stripe answered, unless a request for a newer cart version already did."""
     fields = {
-        "amount": int(intent["amount"]),
-        "currency_code": str(intent["currency"]).lower(),
-        "client_secret": intent.get("client_secret") or "",
-        "status": session_status_for_intent(intent),
+        **_session_fields_from_intent(intent),
         "cart_version": cart_version,
         "save_payment_method": save_payment_method,
         "stripe_customer_id": stripe_customer_id or "",
@@ -197,31 +225,26 @@ def _session_record(
 
 
 def _intent_create(
-    *,
-    cart_id: str,
-    amount: int,
-    currency_code: str,
-    metadata: dict[str, str],
-    stripe_customer_id: str | None,
-    payment_method_id: str | None,
-    save_payment_method: bool,
+    *, cart_id: str, currency_code: str, target: _IntentTarget, stripe_customer_id: str | None
 ) -> dict[str, Any]:
     n = PaymentSession.objects.filter(cart_id=cart_id).count() + 1
     params: dict[str, Any] = {
-        "amount": amount,
+        "amount": target.amount,
         "currency": currency_code,
-        "metadata": {k: v for k, v in metadata.items() if v},
+        "metadata": {k: v for k, v in target.metadata.items() if v},
         "capture_method": settings.STRIPE_CAPTURE_METHOD,
         "customer": stripe_customer_id,
-        "payment_method": payment_method_id,
+        "payment_method": target.payment_method_id,
         "automatic_payment_methods": settings.STRIPE_AUTOMATIC_PAYMENT_METHODS,
         "setup_future_usage": SETUP_FUTURE_USAGE
-        if save_payment_method and settings.STRIPE_SEND_SETUP_FUTURE_USAGE
+        if target.save_payment_method and settings.STRIPE_SEND_SETUP_FUTURE_USAGE
         else None,
     }
     key = idempotency_key("cart", cart_id, "pi", "create", n, params=params)
     intent = gateway.payment_intent_create(**params, idempotency_key=key)
-    logger.info("payment_intent.created cart_id=%s payment_intent_id=%s amount=%s", cart_id, intent["id"], amount)
+    logger.info(
+        "payment_intent.created cart_id=%s payment_intent_id=%s amount=%s", cart_id, intent["id"], target.amount
+    )
     return intent
 
 
@@ -241,10 +264,7 @@ def _session_insert(
                 cart_id=cart_id,
                 provider_id="stripe",
                 payment_intent_id=intent["id"],
-                client_secret=intent.get("client_secret") or "",
-                status=session_status_for_intent(intent),
-                amount=int(intent["amount"]),
-                currency_code=str(intent["currency"]).lower(),
+                **_session_fields_from_intent(intent),
                 cart_version=cart_version,
                 customer_id=customer_id or "",
                 stripe_customer_id=stripe_customer_id or "",
@@ -254,26 +274,19 @@ def _session_insert(
         return None
 
 
-def _intent_update_params(
-    *,
-    intent: dict[str, Any],
-    amount: int,
-    metadata: dict[str, str],
-    payment_method_id: str | None,
-    save_payment_method: bool,
-) -> dict[str, Any]:
+def _intent_update_params(*, intent: dict[str, Any], target: _IntentTarget) -> dict[str, Any]:
     """Only the fields that differ from the intent (Stripe-side state is the reference)."""
     params: dict[str, Any] = {}
-    if int(intent["amount"]) != amount:
-        params["amount"] = amount
+    if int(intent["amount"]) != target.amount:
+        params["amount"] = target.amount
     current = intent.get("metadata") or {}
-    changed = {k: v for k, v in metadata.items() if (current.get(k) or "") != v}
+    changed = {k: v for k, v in target.metadata.items() if (current.get(k) or "") != v}
     if changed:
         params["metadata"] = changed  # Stripe merges metadata; "" removes a key
-    if payment_method_id and intent_payment_method(intent) != payment_method_id:
-        params["payment_method"] = payment_method_id
+    if target.payment_method_id and intent_payment_method(intent) != target.payment_method_id:
+        params["payment_method"] = target.payment_method_id
     if settings.STRIPE_SEND_SETUP_FUTURE_USAGE:
-        wanted = SETUP_FUTURE_USAGE if save_payment_method else None
+        wanted = SETUP_FUTURE_USAGE if target.save_payment_method else None
         if (intent.get("setup_future_usage") or None) != wanted:
             params["setup_future_usage"] = wanted or ""
     return params
@@ -343,7 +356,12 @@ def payment_session_upsert(
         stripe_customer_id = None
     if payment_method_id:
         save_payment_method = False  # it is saved already (a tokenized card is on the Customer now)
-    metadata = _metadata(cart_id=cart_id, region_id=region_id, email=email, customer_id=customer_id or user_id)
+    target = _IntentTarget(
+        amount=amount,
+        metadata=_metadata(cart_id=cart_id, region_id=region_id, email=email, customer_id=customer_id or user_id),
+        payment_method_id=payment_method_id,
+        save_payment_method=save_payment_method,
+    )
     currency_code = currency_code.lower()
 
     session = PaymentSession.objects.filter(cart_id=cart_id, is_active=True).first()
@@ -360,14 +378,7 @@ def payment_session_upsert(
         customer_ok = customer_of(current) == stripe_customer_id
         if status in UPDATABLE_STATUSES and same_currency and customer_ok:
             intent = _intent_update(
-                cart_id=cart_id,
-                cart_version=cart_version,
-                session=session,
-                intent=current,
-                amount=amount,
-                metadata=metadata,
-                payment_method_id=payment_method_id,
-                save_payment_method=save_payment_method,
+                cart_id=cart_id, cart_version=cart_version, session=session, intent=current, target=target
             )
         elif status in PAID_STATUSES and int(current["amount"]) == amount and same_currency and not payment_method_id:
             # Already authorized for exactly this amount: nothing to change at Stripe.
@@ -381,8 +392,7 @@ def payment_session_upsert(
             payment_session_sync_from_intent(payment_intent=current)  # enqueues a card save if asked
             return PaymentSessionResult(session=session, created=False)
         elif status in CANCELABLE_STATUSES:
-            _intent_cancel(cart_id=cart_id, intent_id=current["id"])
-            _session_deactivate(session=session, status=PaymentSessionStatus.CANCELED)
+            _intent_replace(cart_id=cart_id, session=session, intent_id=current["id"])
         elif status == "canceled":
             _session_deactivate(session=session, status=PaymentSessionStatus.CANCELED)
         else:  # succeeded / processing for another amount: money moved, we cannot silently replace it
@@ -402,13 +412,7 @@ def payment_session_upsert(
         created = False
     else:
         intent = _intent_create(
-            cart_id=cart_id,
-            amount=amount,
-            currency_code=currency_code,
-            metadata=metadata,
-            stripe_customer_id=stripe_customer_id,
-            payment_method_id=payment_method_id,
-            save_payment_method=save_payment_method,
+            cart_id=cart_id, currency_code=currency_code, target=target, stripe_customer_id=stripe_customer_id
         )
         gateway.mirror(intent)
         inserted = _session_insert(
@@ -437,8 +441,7 @@ def payment_session_upsert(
     if payment_method_id and intent.get("status") == "requires_payment_method" and not created:
         # The intent did not take the card (localstripe keeps a declined intent in
         # requires_payment_method for good; Stripe never gets here): replace the intent.
-        _intent_cancel(cart_id=cart_id, intent_id=intent["id"])
-        _session_deactivate(session=session, status=PaymentSessionStatus.CANCELED)
+        _intent_replace(cart_id=cart_id, session=session, intent_id=intent["id"])
         return payment_session_upsert(
             cart_id=cart_id,
             cart_version=cart_version,
@@ -457,28 +460,14 @@ def payment_session_upsert(
 
 
 def _intent_update(
-    *,
-    cart_id: str,
-    cart_version: int,
-    session: PaymentSession,
-    intent: dict[str, Any],
-    amount: int,
-    metadata: dict[str, str],
-    payment_method_id: str | None,
-    save_payment_method: bool,
+    *, cart_id: str, cart_version: int, session: PaymentSession, intent: dict[str, Any], target: _IntentTarget
 ) -> dict[str, Any]:
-    params = _intent_update_params(
-        intent=intent,
-        amount=amount,
-        metadata=metadata,
-        payment_method_id=payment_method_id,
-        save_payment_method=save_payment_method,
-    )
+    params = _intent_update_params(intent=intent, target=target)
     if not params:
         return intent
     # A saved card may be tried again on the same cart version: its attempt number keeps the
     # key of each try distinct (a replay would return the earlier try's result).
-    attempt = session.confirm_attempts if payment_method_id else 0
+    attempt = session.confirm_attempts if target.payment_method_id else 0
     key = idempotency_key("cart", cart_id, "pi", f"v{cart_version}", "update", params={**params, "attempt": attempt})
     updated = gateway.payment_intent_update(id=intent["id"], **params, idempotency_key=key)
     logger.info(

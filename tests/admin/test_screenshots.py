@@ -13,7 +13,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from devtools.screenshots import CHROMIUM, capture, pages_to_shoot
+from devtools.chromium import CHROMIUM
+from devtools.screenshots import capture, pages_to_shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

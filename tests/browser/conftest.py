@@ -12,7 +12,6 @@ installs it); Playwright drives it through ``executable_path``: no browser downl
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,28 +19,13 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.cache import cache
-from django.core.management import call_command
 
+from devtools.chromium import CHROMIUM, chromium_launch
+from tests.helpers import demo_shop_configure
 from tests.plugins.localstripe import LocalStripe, localstripe, localstripe_server  # noqa: F401 - fixtures
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(django_settings.BASE_DIR) / "artifacts" / "browser"
 TIMEOUT_MS = 20_000
-
-VISA = "4242424242424242"
-DECLINED_AT_CONFIRM = "4000000000000341"
-THREE_D_SECURE = "4000002760003184"
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -54,13 +38,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 @pytest.fixture
 def shop_server(live_server: Any, localstripe: LocalStripe, settings: Any) -> Any:  # noqa: F811
     """The live server, configured like the demo: localstripe, its fake Stripe.js, the demo catalog."""
-    settings.STRIPE_JS_URL = f"{localstripe.base_url}/js.stripe.com/v3/"
-    settings.STRIPE_PUBLISHABLE_KEY = "pk_test_localstripe_browser"
-    settings.STRIPE_SEND_SETUP_FUTURE_USAGE = False
-    settings.STRIPE_CAPTURE_METHOD = "manual"
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    cache.clear()  # throttle counters
-    call_command("load_demo_catalog", stdout=io.StringIO())
+    demo_shop_configure(settings, localstripe, publishable_key="pk_test_localstripe_browser")
     return live_server
 
 
@@ -96,7 +75,7 @@ def chromium(shop_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = chromium_launch(playwright)
         try:
             yield browser
         finally:

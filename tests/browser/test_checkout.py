@@ -7,7 +7,7 @@ import io
 import pytest
 from django.core.management import call_command
 
-from tests.browser.conftest import DECLINED_AT_CONFIRM, THREE_D_SECURE, VISA
+from tests.helpers import DECLINED_AT_CONFIRM, THREE_D_SECURE, VISA
 
 STAFF_EMAIL = "staff@example.com"
 STAFF_PASSWORD = "staff-browser-test-Pw9"

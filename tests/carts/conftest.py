@@ -26,16 +26,3 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock(datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt_timezone.utc))
     monkeypatch.setattr(timezone, "now", fake)
     return fake
-
-
-@pytest.fixture(autouse=True)
-def _clear_throttle_cache() -> None:
-    """Throttle counters live in the cache; start every test with none (auth is 20/min)."""
-    from django.core.cache import cache
-
-    cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hasher(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

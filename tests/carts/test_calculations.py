@@ -44,6 +44,17 @@ def carts(draw):
     }
 
 
+def _totals(cart, *, tax_inclusive: bool | None = None):
+    """``cart_totals`` of a generated cart, in its own tax mode unless ``tax_inclusive`` is given."""
+    return cart_totals(
+        lines=cart["lines"],
+        shipping_amount=cart["shipping"],
+        tax_rate_bps=cart["bps"],
+        tax_inclusive=cart["inclusive"] if tax_inclusive is None else tax_inclusive,
+        increment=cart["increment"],
+    )
+
+
 def _all_ints(totals) -> list[int]:
     values = [totals.subtotal, totals.shipping_total, totals.shipping_tax, totals.tax_total, totals.total]
     for line in totals.lines.values():
@@ -54,13 +65,7 @@ def _all_ints(totals) -> list[int]:
 @settings(max_examples=400)
 @given(carts())
 def test_cart_totals_are_exact_sums_of_rounded_parts(cart):
-    totals = cart_totals(
-        lines=cart["lines"],
-        shipping_amount=cart["shipping"],
-        tax_rate_bps=cart["bps"],
-        tax_inclusive=cart["inclusive"],
-        increment=cart["increment"],
-    )
+    totals = _totals(cart)
     lines = totals.lines.values()
     # nothing fractional, anywhere
     assert all(type(v) is int for v in _all_ints(totals))
@@ -83,13 +88,7 @@ def test_cart_totals_are_exact_sums_of_rounded_parts(cart):
 @settings(max_examples=400)
 @given(carts())
 def test_inclusive_tax_never_exceeds_the_gross(cart):
-    totals = cart_totals(
-        lines=cart["lines"],
-        shipping_amount=cart["shipping"],
-        tax_rate_bps=cart["bps"],
-        tax_inclusive=True,
-        increment=cart["increment"],
-    )
+    totals = _totals(cart, tax_inclusive=True)
     for line in totals.lines.values():
         assert 0 <= line.tax_total <= line.subtotal
     assert 0 <= totals.shipping_tax <= totals.shipping_total
@@ -100,13 +99,7 @@ def test_inclusive_tax_never_exceeds_the_gross(cart):
 @given(carts())
 def test_every_amount_is_chargeable_in_its_currency(cart):
     """Three-decimal currencies: every amount (so the charged total) is a multiple of 10 fils."""
-    totals = cart_totals(
-        lines=cart["lines"],
-        shipping_amount=cart["shipping"],
-        tax_rate_bps=cart["bps"],
-        tax_inclusive=cart["inclusive"],
-        increment=cart["increment"],
-    )
+    totals = _totals(cart)
     assert all(v % cart["increment"] == 0 for v in _all_ints(totals))
     if currency_exponent(cart["currency"]) == 3:
         assert totals.total % 10 == 0

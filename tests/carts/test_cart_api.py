@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from carts.models import Cart
-from tests.carts.helpers import ADDRESS_US, CART_FIELDS, LINE_ITEM_FIELDS, assert_error, create_cart
+from tests.carts.helpers import CART_FIELDS, LINE_ITEM_FIELDS
 from tests.factories import ShippingOptionFactory, UserFactory, VariantFactory
+from tests.helpers import ADDRESS_US, assert_error, create_cart
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,8 @@ from carts import services
 from carts.models import Cart, CartStatus
 from carts.tasks import expire_carts
 from catalog.models import StockLevel, StockReservation
-from tests.carts.helpers import ADDRESS_US, assert_error, create_cart
 from tests.factories import CartFactory, LineItemFactory, ShippingOptionFactory, VariantFactory
+from tests.helpers import ADDRESS_US, assert_error, create_cart
 
 pytestmark = pytest.mark.django_db
 

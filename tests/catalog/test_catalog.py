@@ -11,8 +11,8 @@ from django.db import IntegrityError, transaction
 
 from catalog.models import Price, Product, Region, ShippingOption, StockLevel, Variant
 from common.money import is_chargeable
-from tests.carts.helpers import assert_error
 from tests.factories import ProductFactory, RegionFactory, ShippingOptionFactory, VariantFactory
+from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
 

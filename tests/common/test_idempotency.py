@@ -18,10 +18,10 @@ from rest_framework.test import APIClient
 from carts.models import Cart
 from common.models import IdempotencyRecord, IdempotencyStatus
 from common.tasks import purge_idempotency_keys
-from customers.services import token_issue
 from tests.common import urls_idempotency
 from tests.factories import RegionFactory, UserFactory
 from tests.factories.common import IdempotencyRecordFactory
+from tests.helpers import token_for
 
 TEST_URLS = "tests.common.urls_idempotency"
 
@@ -40,8 +40,7 @@ def fingerprint(body: str) -> str:
 
 
 def customer_token() -> str:
-    user = UserFactory()
-    return token_issue(email=user.email, password="correct-horse-battery")
+    return token_for(UserFactory())
 
 
 def cart_body(region_id: str, email: str = "a@example.com") -> str:

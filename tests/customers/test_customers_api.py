@@ -5,12 +5,10 @@ from __future__ import annotations
 import pytest
 
 from customers.models import AuthToken, token_digest
-from tests.carts.helpers import assert_error
 from tests.factories import UserFactory
+from tests.helpers import PASSWORD, assert_error, auth_limit
 
 pytestmark = pytest.mark.django_db
-
-PASSWORD = "correct-horse-battery"
 
 
 def _register(client, email="ada@example.com", password=PASSWORD, **extra):
@@ -125,16 +123,9 @@ def test_each_login_issues_a_new_token(api_client):
 
 def test_auth_endpoints_are_throttled(api_client, settings):
     user = UserFactory()
-    for _ in range(_auth_limit()):
+    for _ in range(auth_limit()):
         api_client.post("/store/auth/token", {"email": user.email, "password": "wrong"}, format="json")
     response = api_client.post("/store/auth/token", {"email": user.email, "password": PASSWORD}, format="json")
     error = assert_error(response, 429, "rate_limited", None)
     assert error["type"] == "rate_limit_error"
     assert 1 <= int(response["Retry-After"]) <= 60
-
-
-def _auth_limit() -> int:
-    """Requests allowed per window by the "auth" throttle scope (e.g. "60/min" -> 60)."""
-    from django.conf import settings
-
-    return int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth"].split("/")[0])

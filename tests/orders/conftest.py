@@ -20,37 +20,8 @@ from payments import gateway
 from payments.models import PaymentSessionStatus
 from tests.factories import RegionFactory, ShippingOptionFactory, UserFactory, VariantFactory
 from tests.factories.orders import PaymentSessionFactory
+from tests.helpers import ADDRESSES, VISA, bearer, token_for
 from tests.plugins.localstripe import localstripe, localstripe_server  # noqa: F401 - fixtures
-
-ADDRESSES = {
-    "US": {
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "address_1": "1 Loom Street",
-        "city": "Springfield",
-        "postal_code": "12345",
-        "country_code": "US",
-    },
-    "JP": {
-        "first_name": "Hana",
-        "last_name": "Sato",
-        "address_1": "1-1 Chiyoda",
-        "city": "Tokyo",
-        "postal_code": "100-0001",
-        "country_code": "JP",
-    },
-    "KW": {
-        "first_name": "Noor",
-        "last_name": "Al-Sabah",
-        "address_1": "Block 1, Street 2",
-        "city": "Kuwait City",
-        "postal_code": "13001",
-        "country_code": "KW",
-    },
-}
-
-CARD_OK = "4242424242424242"
-CARD_3DS = "4000002760003184"
 
 
 @dataclass
@@ -114,7 +85,7 @@ def pay_cart(
     cart_id: str,
     *,
     capture_method: str = "manual",
-    card: str = CARD_OK,
+    card: str = VISA,
     reserve: bool = True,
     amount: int | None = None,
 ) -> PaidCart:
@@ -170,15 +141,12 @@ def paid_cart(localstripe: Any, shop: Shop) -> PaidCart:  # noqa: F811
 
 
 def complete(client: Any, cart_id: str, payment_intent_id: str, token: str | None = None) -> Any:
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
     return client.post(
-        f"/store/carts/{cart_id}/complete", {"payment_intent_id": payment_intent_id}, format="json", **headers
+        f"/store/carts/{cart_id}/complete", {"payment_intent_id": payment_intent_id}, format="json", **bearer(token)
     )
 
 
 @pytest.fixture
 def customer_token(db: Any) -> tuple[Any, str]:
-    from customers import services as customer_services
-
     user = UserFactory()
-    return user, customer_services.token_issue(email=user.email, password="correct-horse-battery")
+    return user, token_for(user)

@@ -14,7 +14,8 @@ from orders.models import CheckoutIncident, Order, OrderEvent
 from payments import gateway
 from payments.models import LedgerEntry, PaymentSession
 from tests.factories import UserFactory
-from tests.orders.conftest import CARD_3DS, complete, make_cart, pay_cart, shop_for
+from tests.helpers import ADDRESS_US, THREE_D_SECURE, confirm_card
+from tests.orders.conftest import complete, make_cart, pay_cart, shop_for
 
 pytestmark = pytest.mark.django_db
 
@@ -169,7 +170,7 @@ def test_complete_unknown_payment_intent_is_409_stale(api_client, paid_cart):
 
 def test_complete_requires_action_is_402(api_client, localstripe, shop):
     cart_id = make_cart(shop, [(shop.variant(), 1)])
-    paid = pay_cart(localstripe, cart_id, card=CARD_3DS)
+    paid = pay_cart(localstripe, cart_id, card=THREE_D_SECURE)
 
     response = complete(api_client, cart_id, paid.payment_intent_id)
     assert response.status_code == 402
@@ -365,9 +366,7 @@ def test_full_guest_flow_through_the_store_api(api_client, localstripe, shop):
         {"region_id": shop.region.id, "email": "ada@example.com", "items": [{"variant_id": variant.id, "quantity": 2}]},
         format="json",
     ).json()["cart"]
-    from tests.orders.conftest import ADDRESSES
-
-    assert api_client.post(f"/store/carts/{cart['id']}", {"shipping_address": ADDRESSES["US"]}, format="json").status_code == 200
+    assert api_client.post(f"/store/carts/{cart['id']}", {"shipping_address": ADDRESS_US}, format="json").status_code == 200
     cart = api_client.post(
         f"/store/carts/{cart['id']}/shipping-methods", {"option_id": shop.shipping_option.id}, format="json"
     ).json()["cart"]
@@ -377,9 +376,7 @@ def test_full_guest_flow_through_the_store_api(api_client, localstripe, shop):
     pi_id = session["data"]["payment_intent_id"]
     assert session["amount"] == cart["total"]
     # the browser: Stripe.js creates the card and confirms the intent with the client secret
-    payment_method = localstripe.card_payment_method("4242424242424242")
-    localstripe.request("POST", f"/v1/payment_intents/{pi_id}", {"payment_method": payment_method})
-    assert localstripe.request("POST", f"/v1/payment_intents/{pi_id}/confirm", {})["status"] == "requires_capture"
+    assert confirm_card(localstripe, pi_id)["status"] == "requires_capture"
 
     response = complete(api_client, cart["id"], pi_id)
 

@@ -18,7 +18,8 @@ from orders import services
 from orders.models import CheckoutIncident, Order, OrderEvent
 from payments import gateway, ledger
 from payments.models import LedgerEntry, PaymentSession, PaymentSessionStatus
-from tests.orders.conftest import CARD_OK, complete, make_cart, pay_cart
+from tests.helpers import VISA
+from tests.orders.conftest import complete, make_cart, pay_cart
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ def _payment_session(client: Any, cart_id: str) -> Any:
 
 def _confirm(localstripe: Any, payment_intent_id: str) -> dict[str, Any]:
     """What Stripe.js does in the browser: put a card on the intent and confirm it."""
-    method = localstripe.card_payment_method(CARD_OK)
+    method = localstripe.card_payment_method(VISA)
     localstripe.request("POST", f"/v1/payment_intents/{payment_intent_id}", {"payment_method": method})
     return localstripe.request("POST", f"/v1/payment_intents/{payment_intent_id}/confirm", {})
 

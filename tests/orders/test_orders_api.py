@@ -7,12 +7,9 @@ import pytest
 from payments.models import LedgerEntry
 from tests.factories import UserFactory
 from tests.factories.orders import OrderFactory, OrderLineFactory
+from tests.helpers import bearer, token_for
 
 pytestmark = pytest.mark.django_db
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
 
 def test_guest_order_readable_by_id(api_client):
@@ -41,13 +38,10 @@ def test_customer_order_only_for_that_customer(api_client, customer_token):
     user, token = customer_token
     order = OrderFactory(customer=user, email=user.email)
 
-    assert api_client.get(f"/store/orders/{order.id}", **_auth(token)).status_code == 200
+    assert api_client.get(f"/store/orders/{order.id}", **bearer(token)).status_code == 200
     assert api_client.get(f"/store/orders/{order.id}").status_code == 404
-    from customers import services as customer_services
-
-    stranger = UserFactory()
-    other_token = customer_services.token_issue(email=stranger.email, password="correct-horse-battery")
-    response = api_client.get(f"/store/orders/{order.id}", **_auth(other_token))
+    other_token = token_for(UserFactory())
+    response = api_client.get(f"/store/orders/{order.id}", **bearer(other_token))
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     assert api_client.get("/store/orders/order_nope").status_code == 404
@@ -61,7 +55,7 @@ def test_my_orders_paginated_newest_first(api_client, customer_token, django_ass
     OrderFactory()  # someone else's (guest) order
 
     with django_assert_num_queries(5):  # token + count + page + lines + ledger totals (one query for the page)
-        response = api_client.get("/store/customers/me/orders?limit=2", **_auth(token))
+        response = api_client.get("/store/customers/me/orders?limit=2", **bearer(token))
 
     assert response.status_code == 200
     body = response.json()
@@ -70,7 +64,7 @@ def test_my_orders_paginated_newest_first(api_client, customer_token, django_ass
     assert body["next"] is not None and body["previous"] is None
     expected = [o.id for o in sorted(orders, key=lambda o: (o.created_at, o.display_id), reverse=True)]
     assert [o["id"] for o in body["orders"]] == expected[:2]
-    second = api_client.get("/store/customers/me/orders?limit=2&offset=2", **_auth(token)).json()
+    second = api_client.get("/store/customers/me/orders?limit=2&offset=2", **bearer(token)).json()
     assert [o["id"] for o in second["orders"]] == expected[2:4]
 
 

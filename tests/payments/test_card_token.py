@@ -14,7 +14,7 @@ from catalog.models import StockReservation
 from payments import gateway
 from payments.models import PaymentSession, PaymentSessionStatus, StripeCustomer
 from tests.factories import UserFactory, VariantFactory
-from tests.payments.conftest import DECLINED_AT_CONFIRM, THREE_D_SECURE, VISA, token_for
+from tests.helpers import DECLINED_AT_CONFIRM, THREE_D_SECURE, VISA, token_for
 
 pytestmark = pytest.mark.django_db
 

@@ -18,15 +18,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 
 from common.errors import ApplicationError, NotFound, PaymentError, ProviderUnavailable
 from payments import gateway
-
-VISA = "4242424242424242"
-DECLINED_AT_CONFIRM = "4000000000000341"
-THREE_D_SECURE = "4000002760003184"
-DECLINED_AT_ATTACH = "4000000000000002"
+from tests.helpers import DECLINED_AT_ATTACH, DECLINED_AT_CONFIRM, THREE_D_SECURE, VISA
 
 
 def _create_intent(amount: int = 1000, *, key: str = "test:pi:v1", **overrides: Any) -> dict[str, Any]:
@@ -46,20 +41,6 @@ def _authorized_intent(localstripe, amount: int = 1000) -> dict[str, Any]:
     payment_method = localstripe.card_payment_method(VISA)
     intent = _create_intent(amount, payment_method=payment_method)
     return gateway.payment_intent_confirm(id=intent["id"], idempotency_key=f"test:{intent['id']}:confirm")
-
-
-@pytest.fixture
-def sent_requests(monkeypatch) -> list[dict[str, Any]]:
-    """Every HTTP request the Stripe client sends (passed through to localstripe unchanged)."""
-    sent: list[dict[str, Any]] = []
-    original = requests.Session.request
-
-    def recording_request(self, method, url, *args, **kwargs):
-        sent.append({"method": method.upper(), "url": url, "headers": dict(kwargs.get("headers") or {})})
-        return original(self, method, url, *args, **kwargs)
-
-    monkeypatch.setattr(requests.Session, "request", recording_request)
-    return sent
 
 
 def _closed_port() -> int:

@@ -6,27 +6,12 @@ import re
 from typing import Any
 
 import pytest
-import requests
 
 from common.errors import Conflict
 from payments import gateway, services
 from payments.models import PaymentSession, PaymentSessionStatus
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def sent_requests(monkeypatch) -> list[dict[str, Any]]:
-    """Every HTTP request the Stripe client sends (passed through to localstripe unchanged)."""
-    sent: list[dict[str, Any]] = []
-    original = requests.Session.request
-
-    def recording_request(self, method, url, *args, **kwargs):
-        sent.append({"method": method.upper(), "url": url, "headers": dict(kwargs.get("headers") or {})})
-        return original(self, method, url, *args, **kwargs)
-
-    monkeypatch.setattr(requests.Session, "request", recording_request)
-    return sent
 
 
 def _upsert(**overrides: Any) -> services.PaymentSessionResult:

@@ -10,7 +10,7 @@ from catalog.models import StockReservation
 from payments import gateway
 from payments.models import PaymentSession, PaymentSessionStatus
 from tests.factories import UserFactory, VariantFactory
-from tests.payments.conftest import THREE_D_SECURE, token_for
+from tests.helpers import ADDRESS_US, THREE_D_SECURE, token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -173,9 +173,7 @@ def test_payment_session_empty_cart_and_missing_shipping_method(api_client, regi
 
     variant = VariantFactory()
     api_client.post(f"/store/carts/{cart_id}/line-items", {"variant_id": variant.id, "quantity": 1}, format="json")
-    from tests.payments.conftest import ADDRESS
-
-    api_client.post(f"/store/carts/{cart_id}", {"shipping_address": ADDRESS}, format="json")
+    api_client.post(f"/store/carts/{cart_id}", {"shipping_address": ADDRESS_US}, format="json")
     response = api_client.post(f"/store/carts/{cart_id}/payment-sessions", body, format="json")
     assert (response.status_code, response.json()["error"]["code"]) == (400, "missing_shipping_method")
 

@@ -9,7 +9,7 @@ from payments import gateway
 from payments.models import PaymentSession, PaymentSessionStatus, StripeCustomer
 from payments.services import stripe_customer_get_or_create
 from tests.factories import UserFactory, VariantFactory
-from tests.payments.conftest import DECLINED_AT_CONFIRM, THREE_D_SECURE, VISA, token_for
+from tests.helpers import DECLINED_AT_CONFIRM, THREE_D_SECURE, VISA, token_for
 
 pytestmark = pytest.mark.django_db
 

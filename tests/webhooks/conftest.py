@@ -19,12 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
+from catalog import services as catalog_services
 from common.ids import new_id
-from tests.plugins.celery_worker import celery_broker, celery_unconsumed_queue, celery_worker  # noqa: F401
+from payments import gateway
+from payments.models import PaymentSessionStatus
+from tests.factories.orders import PaymentSessionFactory
 from tests.orders.conftest import Shop, make_cart, pay_cart, shop_for  # noqa: F401 - helpers re-exported
-from tests.plugins.localstripe import LocalStripe, localstripe, localstripe_server  # noqa: F401 - fixtures
+from tests.plugins.celery_worker import celery_broker, celery_unconsumed_queue, celery_worker  # noqa: F401
+from tests.plugins.localstripe import localstripe, localstripe_server  # noqa: F401 - fixtures
+from webhooks.models import WebhookEvent
 
 WEBHOOK_SECRET = "whsec_test_current_5f2b9c0e7a1d4c3b"
 OLD_WEBHOOK_SECRET = "whsec_test_previous_0a9b8c7d6e5f4a3b"
@@ -98,8 +104,32 @@ def raw_client() -> Client:
     return Client()
 
 
-def confirm_card(server: LocalStripe, payment_intent_id: str, number: str = "4242424242424242") -> dict[str, Any]:
-    """What Stripe.js does: set a card on the intent, confirm it."""
-    method = server.card_payment_method(number)
-    server.request("POST", f"/v1/payment_intents/{payment_intent_id}", {"payment_method": method})
-    return server.request("POST", f"/v1/payment_intents/{payment_intent_id}/confirm", {})
+@pytest.fixture
+def send(raw_client: Client, webhook_secret: str, django_capture_on_commit_callbacks: Any) -> Any:
+    """Deliver one signed event and run its processing (eager Celery, on commit); return the inbox row."""
+
+    def send(event_type: str, obj: dict[str, Any]) -> WebhookEvent:
+        event = build_event(event_type, obj)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert deliver(raw_client, event).status_code == 200
+        return WebhookEvent.objects.get(stripe_event_id=event["id"])
+
+    return send
+
+
+def unconfirmed_cart() -> tuple[str, str]:
+    """A cart with its stock held and a PaymentIntent the shopper has not confirmed yet: (cart id, intent id)."""
+    shop = shop_for("usd")
+    variant = shop.variant(stock=3)
+    cart_id = make_cart(shop, [(variant, 1)])
+    catalog_services.stock_reserve(cart_id=cart_id, quantities={variant.id: 1}, ttl=settings.RESERVATION_TTL)
+    intent = gateway.payment_intent_create(
+        amount=2070,
+        currency="usd",
+        metadata={"cart_id": cart_id},
+        capture_method="manual",
+        automatic_payment_methods=False,
+        idempotency_key=f"test:{cart_id}:pi",
+    )
+    PaymentSessionFactory(cart_id=cart_id, payment_intent_id=intent["id"], status=PaymentSessionStatus.PENDING)
+    return cart_id, intent["id"]

@@ -6,62 +6,29 @@ import logging
 from typing import Any
 
 import pytest
-from django.conf import settings
 from rest_framework.test import APIClient
 
-from catalog import services as catalog_services
 from catalog.models import StockReservation
 from orders.models import Order, OrderEvent
 from payments import disputes, gateway, ledger
 from payments.models import Dispute, PaymentSession, PaymentSessionStatus
-from tests.factories.orders import PaymentSessionFactory
+from tests.helpers import DECLINED_AT_CONFIRM, THREE_D_SECURE, confirm_card
 from tests.orders.conftest import complete
 from tests.plugins.localstripe import LocalStripeError
-from tests.webhooks.conftest import build_event, confirm_card, deliver, make_cart, pay_cart, shop_for, stripe_example
-from webhooks.models import WebhookEvent, WebhookEventStatus
+from tests.webhooks.conftest import make_cart, pay_cart, shop_for, stripe_example, unconfirmed_cart
+from webhooks.models import WebhookEventStatus
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def send(raw_client, webhook_secret, django_capture_on_commit_callbacks):
-    """Deliver one signed event and run its processing (eager Celery, on commit); return the inbox row."""
-
-    def send(event_type: str, obj: dict[str, Any]) -> WebhookEvent:
-        event = build_event(event_type, obj)
-        with django_capture_on_commit_callbacks(execute=True):
-            assert deliver(raw_client, event).status_code == 200
-        return WebhookEvent.objects.get(stripe_event_id=event["id"])
-
-    return send
 
 
 def _intent(localstripe: Any, payment_intent_id: str) -> dict[str, Any]:
     return localstripe.request("GET", f"/v1/payment_intents/{payment_intent_id}")
 
 
-def _unconfirmed_cart(localstripe: Any) -> tuple[str, str]:
-    """A cart with its stock held and a PaymentIntent the shopper has not confirmed yet."""
-    shop = shop_for("usd")
-    variant = shop.variant(stock=3)
-    cart_id = make_cart(shop, [(variant, 1)])
-    catalog_services.stock_reserve(cart_id=cart_id, quantities={variant.id: 1}, ttl=settings.RESERVATION_TTL)
-    intent = gateway.payment_intent_create(
-        amount=2070,
-        currency="usd",
-        metadata={"cart_id": cart_id},
-        capture_method="manual",
-        automatic_payment_methods=False,
-        idempotency_key=f"test:{cart_id}:pi",
-    )
-    PaymentSessionFactory(cart_id=cart_id, payment_intent_id=intent["id"], status=PaymentSessionStatus.PENDING)
-    return cart_id, intent["id"]
-
-
 def test_handler_payment_failed_marks_session_and_releases_stock(localstripe, send):
-    cart_id, pi = _unconfirmed_cart(localstripe)
+    cart_id, pi = unconfirmed_cart()
     with pytest.raises(LocalStripeError):
-        confirm_card(localstripe, pi, "4000000000000341")  # declined
+        confirm_card(localstripe, pi, DECLINED_AT_CONFIRM)  # declined
     row = send("payment_intent.payment_failed", _intent(localstripe, pi))
     assert row.status == WebhookEventStatus.PROCESSED
     assert row.last_error.startswith("session_failed")
@@ -71,8 +38,8 @@ def test_handler_payment_failed_marks_session_and_releases_stock(localstripe, se
 
 
 def test_handler_requires_action_status_only(localstripe, send):
-    _, pi = _unconfirmed_cart(localstripe)
-    confirm_card(localstripe, pi, "4000002760003184")  # 3-D Secure
+    _, pi = unconfirmed_cart()
+    confirm_card(localstripe, pi, THREE_D_SECURE)
     row = send("payment_intent.requires_action", _intent(localstripe, pi))
     assert row.last_error.startswith("session_updated")
     assert PaymentSession.objects.get(payment_intent_id=pi).status == PaymentSessionStatus.REQUIRES_ACTION

@@ -22,23 +22,11 @@ from orders.models import CheckoutIncident, Order, OrderEvent
 from payments import gateway, ledger
 from payments.models import LedgerEntry, PaymentSession, PaymentSessionStatus
 from tests.factories.orders import PaymentSessionFactory
-from tests.orders.conftest import CARD_OK, complete
-from tests.webhooks.conftest import build_event, deliver, make_cart, pay_cart, shop_for
+from tests.helpers import VISA
+from tests.orders.conftest import complete
+from tests.webhooks.conftest import make_cart, pay_cart, shop_for
 from webhooks import reconciliation
-from webhooks.models import WebhookEvent, WebhookEventStatus
-
-
-@pytest.fixture
-def send(raw_client, webhook_secret, django_capture_on_commit_callbacks):
-    """Deliver one signed event and run its processing (eager, on commit); return the inbox row."""
-
-    def send(event_type: str, obj: dict[str, Any]) -> WebhookEvent:
-        event = build_event(event_type, obj)
-        with django_capture_on_commit_callbacks(execute=True):
-            assert deliver(raw_client, event).status_code == 200
-        return WebhookEvent.objects.get(stripe_event_id=event["id"])
-
-    return send
+from webhooks.models import WebhookEventStatus
 
 
 def _completed_cart_with_orphan(localstripe: Any, *, capture_method: str) -> tuple[Any, Order, dict[str, Any]]:
@@ -56,7 +44,7 @@ def _completed_cart_with_orphan(localstripe: Any, *, capture_method: str) -> tup
         currency="usd",
         metadata={"cart_id": cart_id},
         capture_method=capture_method,  # type: ignore[arg-type]
-        payment_method=localstripe.card_payment_method(CARD_OK),
+        payment_method=localstripe.card_payment_method(VISA),
         automatic_payment_methods=False,
         confirm=True,
         idempotency_key=f"test:{cart_id}:orphan",

@@ -12,8 +12,9 @@ from catalog.models import StockLevel
 from orders.models import Order, OrderEvent
 from payments import ledger
 from payments.models import LedgerEntry, PaymentSession, PaymentSessionStatus
+from tests.helpers import DECLINED_AT_CONFIRM, confirm_card
 from tests.plugins.localstripe import LocalStripeError
-from tests.webhooks.conftest import confirm_card, make_cart, pay_cart, shop_for
+from tests.webhooks.conftest import make_cart, pay_cart, shop_for, unconfirmed_cart
 from webhooks import reconciliation
 from webhooks.models import WebhookEvent
 
@@ -78,31 +79,15 @@ def test_reconcile_order_lagging_stripe_is_synced(localstripe):
 
 
 def test_reconcile_declined_payment_releases_session(localstripe):
-    from catalog import services as catalog_services
     from catalog.models import StockReservation
-    from django.conf import settings
-    from payments import gateway
-    from tests.factories.orders import PaymentSessionFactory
 
-    shop = shop_for("usd")
-    variant = shop.variant(stock=3)
-    cart_id = make_cart(shop, [(variant, 1)])
-    catalog_services.stock_reserve(cart_id=cart_id, quantities={variant.id: 1}, ttl=settings.RESERVATION_TTL)
-    intent = gateway.payment_intent_create(
-        amount=2070,
-        currency="usd",
-        metadata={"cart_id": cart_id},
-        capture_method="manual",
-        automatic_payment_methods=False,
-        idempotency_key=f"test:{cart_id}:declined",
-    )
-    PaymentSessionFactory(cart_id=cart_id, payment_intent_id=intent["id"], status=PaymentSessionStatus.PENDING)
+    cart_id, pi = unconfirmed_cart()
     with pytest.raises(LocalStripeError) as declined:
-        confirm_card(localstripe, intent["id"], "4000000000000341")  # attaches, then declines at confirm
+        confirm_card(localstripe, pi, DECLINED_AT_CONFIRM)  # attaches, then declines at confirm
     assert declined.value.status == 402
     out, _ = run()
-    assert f"fixed: session_failed {intent['id']}" in out
-    assert PaymentSession.objects.get(payment_intent_id=intent["id"]).status == PaymentSessionStatus.FAILED
+    assert f"fixed: session_failed {pi}" in out
+    assert PaymentSession.objects.get(payment_intent_id=pi).status == PaymentSessionStatus.FAILED
     assert not StockReservation.objects.filter(cart_id=cart_id).exists()
     assert Order.objects.count() == 0
     assert "nothing to fix" in run()[0]

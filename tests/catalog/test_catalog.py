@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from catalog.models import Price, Product, Region, ShippingOption, StockLevel, Variant
 from common.money import is_chargeable
-from tests.factories import ProductFactory, RegionFactory, ShippingOptionFactory, VariantFactory
+from tests.factories import ProductFactory, RegionFactory, VariantFactory
 from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db

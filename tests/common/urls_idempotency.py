@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from django.urls import re_path
 from rest_framework.request import Request

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from django.urls import re_path
 from rest_framework.request import Request
 from rest_framework.response import Response

@@ -187,10 +187,14 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="") or None
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
 STRIPE_API_VERSION = "2026-05-27.dahlia"
 STRIPE_CAPTURE_METHOD = env.str("STRIPE_CAPTURE_METHOD", default="manual")
-STRIPE_AUTOMATIC_PAYMENT_METHODS = env.bool("STRIPE_AUTOMATIC_PAYMENT_METHODS", default=True)
+# Real Stripe (STRIPE_API_BASE unset) gets automatic_payment_methods and setup_future_usage by
+# default; a stand-in server (localstripe, which rejects both) gets the card-only equivalents.
+# An explicit environment value always wins.
+_STRIPE_IS_REAL = STRIPE_API_BASE is None
+STRIPE_AUTOMATIC_PAYMENT_METHODS = env.bool("STRIPE_AUTOMATIC_PAYMENT_METHODS", default=_STRIPE_IS_REAL)
 # Saved cards: send setup_future_usage so Stripe attaches the card to the Customer when the payment
 # succeeds. localstripe rejects the parameter: with False the server attaches it after authorization.
-STRIPE_SEND_SETUP_FUTURE_USAGE = env.bool("STRIPE_SEND_SETUP_FUTURE_USAGE", default=True)
+STRIPE_SEND_SETUP_FUTURE_USAGE = env.bool("STRIPE_SEND_SETUP_FUTURE_USAGE", default=_STRIPE_IS_REAL)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 STRIPE_TIMEOUT = env.int("STRIPE_TIMEOUT", default=20)
 

@@ -129,6 +129,8 @@
     box.className = 'message ' + (kind || 'error');
     box.hidden = false;
     box.dataset.kind = kind || 'error';
+    // The shopper is usually further down (at the Pay button): bring the message into view.
+    box.scrollIntoView({block: 'center'});
   }
 
   function clearMessage() {
@@ -397,7 +399,7 @@
           el('td', {}, el('span', {text: item.title}), el('br'),
             el('small', {class: 'muted', text: `${formatMoney(item.unit_price, cart.currency_code)} each`})),
           el('td', {}, qty),
-          el('td', {class: 'num', text: formatMoney(item.total, cart.currency_code)}),
+          el('td', {class: 'num', text: formatMoney(item.subtotal, cart.currency_code)}),
           el('td', {}, remove)));
       }
       if (items.length) renderTotals($('#cart-totals'), cart, state.region && state.region.tax_inclusive);
@@ -644,7 +646,7 @@
           el('td', {text: item.title}),
           el('td', {text: String(item.quantity)}),
           el('td', {class: 'num', text: formatMoney(item.unit_price, order.currency_code)}),
-          el('td', {class: 'num', text: formatMoney(item.total, order.currency_code)}))));
+          el('td', {class: 'num', text: formatMoney(item.subtotal, order.currency_code)}))));
         const taxInclusive = order.tax_inclusive !== undefined ? order.tax_inclusive : false;
         renderTotals($('#order-totals'), order, taxInclusive);
         const address = order.shipping_address || {};

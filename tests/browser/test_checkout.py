@@ -6,6 +6,7 @@ import io
 
 import pytest
 from django.core.management import call_command
+from playwright.sync_api import expect
 
 from tests.helpers import DECLINED_AT_CONFIRM, THREE_D_SECURE, VISA
 
@@ -70,6 +71,8 @@ def test_storefront_declined_card_shows_a_message_and_places_no_order(storefront
     storefront.shot("declined")
     assert "declined" in message.lower()
     assert "{" not in message  # words, never raw JSON
+    # the shopper is at the Pay button, far below the message box: it is scrolled into view
+    expect(page.locator("#message")).to_be_in_viewport()
     assert "/orders/" not in page.url
     assert _orders() == []
 

@@ -95,7 +95,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        print("Preparing the database (the first run takes about a minute)...", flush=True)
+        print("Preparing the database (the first run takes two or three minutes)...", flush=True)
         _manage("migrate", "--noinput", "-v", "0", env=env)
         _manage("load_demo_catalog", env=env)
         staff_password = os.environ.get("DEMO_STAFF_PASSWORD") or secrets.token_urlsafe(12)

@@ -376,7 +376,10 @@ def payment_session_upsert(
         same_currency = str(current.get("currency", "")).lower() == currency_code
         # The intent must belong to the caller's Stripe Customer (or to none, for a guest).
         customer_ok = customer_of(current) == stripe_customer_id
-        if status in UPDATABLE_STATUSES and same_currency and customer_ok:
+        # After a decline the next attempt gets a fresh intent (the declined one is canceled):
+        # every attempt starts clean, and localstripe cannot confirm a declined intent again.
+        declined = session_status_for_intent(current) == PaymentSessionStatus.FAILED
+        if status in UPDATABLE_STATUSES and same_currency and customer_ok and not declined:
             intent = _intent_update(
                 cart_id=cart_id, cart_version=cart_version, session=session, intent=current, target=target
             )
@@ -438,22 +441,6 @@ def payment_session_upsert(
         logger.info("payment_session.created payment_session_id=%s cart_id=%s", session.id, cart_id)
         metrics.record_payment_session_created(currency=session.currency_code)
 
-    if payment_method_id and intent.get("status") == "requires_payment_method" and not created:
-        # The intent did not take the card (localstripe keeps a declined intent in
-        # requires_payment_method for good; Stripe never gets here): replace the intent.
-        _intent_replace(cart_id=cart_id, session=session, intent_id=intent["id"])
-        return payment_session_upsert(
-            cart_id=cart_id,
-            cart_version=cart_version,
-            amount=amount,
-            currency_code=currency_code,
-            region_id=region_id,
-            email=email,
-            customer_id=customer_id,
-            user_id=user_id,
-            payment_method_id=payment_method_id,
-            request_checked=True,
-        )
     if payment_method_id and intent.get("status") == "requires_confirmation":
         session = _session_confirm(session=session, cart_id=cart_id, intent_id=intent["id"])
     return PaymentSessionResult(session=session, created=created)

@@ -10,7 +10,8 @@ from catalog.models import StockReservation
 from payments import gateway
 from payments.models import PaymentSession, PaymentSessionStatus
 from tests.factories import UserFactory, VariantFactory
-from tests.helpers import ADDRESS_US, THREE_D_SECURE, token_for
+from tests.helpers import ADDRESS_US, DECLINED_AT_CONFIRM, THREE_D_SECURE, token_for
+from tests.plugins.localstripe import LocalStripeError
 
 pytestmark = pytest.mark.django_db
 
@@ -138,6 +139,29 @@ def test_payment_session_3d_secure_in_browser_then_authorized(shop, fake_stripe)
 
     assert gateway.payment_intent_retrieve(id=intent_id)["status"] == "requires_capture"
     assert shop.pay(cart["id"]).json()["payment_session"]["status"] == "authorized"
+
+
+def test_payment_session_after_a_browser_decline_gets_a_fresh_intent_that_can_be_paid(shop, fake_stripe):
+    cart = shop.cart((VariantFactory(prices={"usd": 1000}), 1))
+    first = shop.pay(cart["id"]).json()["payment_session"]
+    declined_intent = first["data"]["payment_intent_id"]
+    with pytest.raises(LocalStripeError) as declined:
+        fake_stripe.browser.confirm_card(declined_intent, DECLINED_AT_CONFIRM)
+    assert declined.value.status == 402
+
+    response = shop.pay(cart["id"])
+
+    assert response.status_code == 201, response.content
+    retry = response.json()["payment_session"]
+    assert retry["data"]["payment_intent_id"] != declined_intent
+    assert (retry["status"], retry["amount"]) == ("pending", cart["total"])
+    assert gateway.payment_intent_retrieve(id=declined_intent)["status"] == "canceled"
+    assert fake_stripe.browser.confirm_card(retry["data"]["payment_intent_id"])["status"] == "requires_capture"
+    completed = shop.client.post(
+        f"/store/carts/{cart['id']}/complete", {"payment_intent_id": retry["data"]["payment_intent_id"]}, format="json"
+    )
+    assert completed.status_code == 201, completed.content
+    assert completed.json()["order"]["amount_authorized"] == cart["total"]
 
 
 @pytest.mark.parametrize(

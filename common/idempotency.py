@@ -19,6 +19,7 @@ anything. Per request with a key:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import uuid
@@ -97,7 +98,15 @@ def idempotency_scope_for(*, request: HttpRequest) -> str:
 
 
 def request_fingerprint(*, body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+    """SHA-256 of the body's JSON in canonical form (keys sorted, no insignificant white space):
+    a client that re-serialises the same JSON differently still sends "the same body". A body
+    that is not JSON is fingerprinted byte for byte."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        data = canonical.encode()
+    except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError)
+        data = body
+    return hashlib.sha256(data).hexdigest()
 
 
 # --- records ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import threading
 import time
 from datetime import timedelta
@@ -36,7 +37,9 @@ def post(client: APIClient, path: str, body: str, *, key: str | None = None, tok
 
 
 def fingerprint(body: str) -> str:
-    return hashlib.sha256(body.encode()).hexdigest()
+    """The JSON body in canonical form (sorted keys, no white space), hashed."""
+    canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def customer_token() -> str:
@@ -83,6 +86,20 @@ def test_idempotency_key_reused_with_different_body_is_422(api_client, region_us
             "param": None,
         }
     }
+    assert Cart.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_idempotency_same_json_serialised_differently_is_replayed(api_client, region_usd):
+    first = post(api_client, "/store/carts", f'{{"region_id": "{region_usd.id}", "email": "a@example.com"}}', key="k-json")
+    second = post(
+        api_client, "/store/carts", f'{{\n  "email":"a@example.com",\n  "region_id":"{region_usd.id}"\n}}', key="k-json"
+    )
+
+    assert first.status_code == 201, first.content
+    assert second.status_code == 201
+    assert second["Idempotent-Replayed"] == "true"
+    assert second.content == first.content
     assert Cart.objects.count() == 1
 
 

@@ -142,8 +142,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_RATES": {
         "payment_session_cart": env.str("THROTTLE_PAYMENT_SESSION_CART", default="20/min"),
-        "payment_session_ip": env.str("THROTTLE_PAYMENT_SESSION_IP", default="120/min"),
-        "auth": env.str("THROTTLE_AUTH", default="60/min"),
+        "payment_session_ip": env.str("THROTTLE_PAYMENT_SESSION_IP", default="600/min"),
+        "auth": env.str("THROTTLE_AUTH", default="300/min"),
+        "auth_email": env.str("THROTTLE_AUTH_EMAIL", default="10/min"),
     },
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
 }

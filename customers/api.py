@@ -5,20 +5,20 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 
 from common.schema import error_response
 from customers import services
+from customers.throttling import AuthIpThrottle, TokenEmailThrottle
 from customers.serializers import CustomerRegisterInputSerializer, CustomerSerializer, TokenInputSerializer
 
 CustomerResponse = inline_serializer("CustomerResponse", {"customer": CustomerSerializer()})
 
 
 class CustomerViewSet(viewsets.ViewSet):
-    throttle_scope = "auth"
-
-    def get_throttles(self) -> list[ScopedRateThrottle]:
-        return [ScopedRateThrottle()] if self.action in ("create", "token") else []
+    def get_throttles(self) -> list[AuthIpThrottle]:
+        if self.action == "token":
+            return [AuthIpThrottle(), TokenEmailThrottle()]
+        return [AuthIpThrottle()] if self.action == "create" else []
 
     def get_permissions(self) -> list[IsAuthenticated]:
         return [IsAuthenticated()] if self.action == "me" else []

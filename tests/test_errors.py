@@ -217,8 +217,8 @@ def test_malformed_request_gets_a_4xx_in_the_error_shape(world, case):
 
 def test_auth_scope_throttled_with_retry_after(world):
     client = Client()
-    for _ in range(auth_limit()):
-        client.post("/store/auth/token", {"email": world["email"], "password": "wrong-password"}, content_type="application/json")
+    for n in range(auth_limit()):  # other emails each time: the per-IP budget, not the per-email one
+        client.post("/store/auth/token", {"email": f"n{n}@example.com", "password": "wrong-password"}, content_type="application/json")
     response = client.post("/store/auth/token", {"email": world["email"], "password": "x"}, content_type="application/json")
     error = assert_error_shape(response, 429, "rate_limited", None)
     assert error["type"] == "rate_limit_error"

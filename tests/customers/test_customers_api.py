@@ -123,9 +123,29 @@ def test_each_login_issues_a_new_token(api_client):
 
 def test_auth_endpoints_are_throttled(api_client, settings):
     user = UserFactory()
-    for _ in range(auth_limit()):
-        api_client.post("/store/auth/token", {"email": user.email, "password": "wrong"}, format="json")
+    for n in range(auth_limit()):  # other emails each time: the per-IP budget, not the per-email one
+        api_client.post("/store/auth/token", {"email": f"n{n}@example.com", "password": "wrong"}, format="json")
     response = api_client.post("/store/auth/token", {"email": user.email, "password": PASSWORD}, format="json")
     error = assert_error(response, 429, "rate_limited", None)
     assert error["type"] == "rate_limit_error"
     assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_token_is_throttled_per_email_from_any_ip(api_client, settings):
+    user, other = UserFactory(), UserFactory()
+    limit = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth_email"].split("/")[0])
+    assert limit < auth_limit()
+    for n in range(limit):  # a password-guessing run spread over many addresses
+        api_client.post(
+            "/store/auth/token", {"email": user.email, "password": "wrong"}, format="json", REMOTE_ADDR=f"10.0.0.{n + 1}"
+        )
+
+    guessed = api_client.post(
+        "/store/auth/token", {"email": f"  {user.email.upper()} ", "password": PASSWORD}, format="json",
+        REMOTE_ADDR="10.0.1.1",
+    )
+
+    assert_error(guessed, 429, "rate_limited", None)
+    assert int(guessed["Retry-After"]) >= 1
+    # another account, from the same addresses, is not affected
+    assert api_client.post("/store/auth/token", {"email": other.email, "password": PASSWORD}, format="json").status_code == 200

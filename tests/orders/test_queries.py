@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from tests.orders.conftest import complete, make_cart, pay_cart
 
@@ -46,12 +44,3 @@ def test_repeat_complete_query_count(api_client, paid_cart, django_assert_num_qu
     with django_assert_num_queries(7):
         assert complete(api_client, paid_cart.cart_id, paid_cart.payment_intent_id).status_code == 200
 
-
-def test_print_complete_queries(api_client, localstripe, shop):  # pragma: no cover - diagnostics
-    cart_id = make_cart(shop, [(shop.variant(), 1)])
-    paid = pay_cart(localstripe, cart_id)
-    with CaptureQueriesContext(connection) as ctx:
-        complete(api_client, cart_id, paid.payment_intent_id)
-    for q in ctx.captured_queries:
-        print(q["sql"][:160])
-    print(len(ctx.captured_queries))

@@ -7,15 +7,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common.schema import error_response
+from common.throttling import FixedWindowThrottle
 from customers import services
-from customers.throttling import AuthIpThrottle, TokenEmailThrottle
 from customers.serializers import CustomerRegisterInputSerializer, CustomerSerializer, TokenInputSerializer
+from customers.throttling import AuthIpThrottle, TokenEmailThrottle
 
 CustomerResponse = inline_serializer("CustomerResponse", {"customer": CustomerSerializer()})
 
 
 class CustomerViewSet(viewsets.ViewSet):
-    def get_throttles(self) -> list[AuthIpThrottle]:
+    def get_throttles(self) -> list[FixedWindowThrottle]:
         if self.action == "token":
             return [AuthIpThrottle(), TokenEmailThrottle()]
         return [AuthIpThrottle()] if self.action == "create" else []

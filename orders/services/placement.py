@@ -58,6 +58,7 @@ AUTHORIZATION_VALIDITY = timedelta(days=7)
 class _Claim:
     since: datetime | None = None  # this attempt's token when it claimed the cart
     order: Order | None = None  # the cart's order when it was completed already
+    expired: Gone | None = None  # a shopper's expired cart: the answer unless it was paid already
 
 
 def order_complete_cart(*, cart_id: str, payment_intent_id: str, user_id: str | None) -> tuple[Order, bool]:
@@ -100,7 +101,12 @@ def order_place(
     assert since is not None
     payment_intent: dict[str, Any] | None = None
     try:
-        payment_intent = _payment_intent_verify(cart_id=cart_id, payment_intent_id=payment_intent_id)
+        try:
+            payment_intent = _payment_intent_verify(cart_id=cart_id, payment_intent_id=payment_intent_id)
+        except (Conflict, PaymentError):
+            if claim.expired is not None:
+                raise claim.expired from None
+            raise
         return _order_create(cart_id=cart_id, since=since, payment_intent=payment_intent, actor=actor, user_id=user_id)
     except InsufficientInventory as exc:
         assert payment_intent is not None
@@ -113,6 +119,7 @@ def order_place(
 
 def _completion_claim(*, cart_id: str, user_id: str | None, check_owner: bool, actor: str) -> _Claim:
     now = timezone.now()
+    expired: Gone | None = None
     with transaction.atomic():
         cart = cart_services.cart_lock(cart_id=cart_id)
         if check_owner:
@@ -128,12 +135,13 @@ def _completion_claim(*, cart_id: str, user_id: str | None, check_owner: bool, a
                 cart.completing_since.isoformat() if cart.completing_since else "",
             )
         elif cart_selectors.cart_status(cart=cart, now=now) == CartStatus.EXPIRED and actor == Actor.CUSTOMER:
-            # A shopper gets 410; a Stripe event for a cart that expired after it was paid still
-            # places the order (the amount is checked as always): the money is held already.
+            # A cart that expired after it was paid still becomes its order (the amount is checked
+            # as always), for the shopper as for a Stripe event: the money is held already, and a
+            # 410 would send the shopper to pay a second time. Unpaid, the shopper gets the 410.
             expired_on = cart.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            raise Gone(f"This cart expired on {expired_on}.", code="cart_expired")
+            expired = Gone(f"This cart expired on {expired_on}.", code="cart_expired")
         cart_completion.cart_completion_begin(cart=cart, now=now)
-    return _Claim(since=now)
+    return _Claim(since=now, expired=expired)
 
 
 def _payment_intent_verify(*, cart_id: str, payment_intent_id: str) -> dict[str, Any]:

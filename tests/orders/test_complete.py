@@ -215,6 +215,32 @@ def test_complete_unconfirmed_payment_is_402_not_authorized(api_client, localstr
     assert response.json()["error"]["code"] == "payment_not_authorized"
 
 
+def test_complete_paid_cart_that_expired_since_still_places_its_order(api_client, paid_cart):
+    """The money is held: a 410 would send the shopper to pay again while the webhook places this order."""
+    Cart.objects.filter(pk=paid_cart.cart_id).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    response = complete(api_client, paid_cart.cart_id, paid_cart.payment_intent_id)
+
+    assert response.status_code == 201, response.content
+    order = response.json()["order"]
+    assert (order["cart_id"], order["total"], order["payment_status"]) == (paid_cart.cart_id, paid_cart.total, "authorized")
+
+
+def test_complete_unpaid_expired_cart_is_410_and_stays_expired(api_client, localstripe, shop):
+    cart_id = make_cart(shop, [(shop.variant(), 1)])
+    session = api_client.post(f"/store/carts/{cart_id}/payment-sessions", {"provider_id": "stripe"}, format="json")
+    assert session.status_code == 201, session.content
+    intent_id = session.json()["payment_session"]["data"]["payment_intent_id"]
+    Cart.objects.filter(pk=cart_id).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    response = complete(api_client, cart_id, intent_id)
+
+    assert response.status_code == 410
+    assert response.json()["error"]["code"] == "cart_expired"
+    assert api_client.get(f"/store/carts/{cart_id}").json()["cart"]["status"] == "expired"
+    assert not Order.objects.filter(cart_id=cart_id).exists()
+
+
 def test_complete_validates_body(api_client, paid_cart):
     response = api_client.post(f"/store/carts/{paid_cart.cart_id}/complete", {}, format="json")
     assert response.status_code == 400

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from catalog.models import Price, Product, Region, ShippingOption, Variant
+from catalog.models import Price, Product, Region, ShippingOption, StockReservation, Variant
 from common.errors import NotFound
 
 
@@ -18,10 +20,21 @@ def region_get(*, region_id: str) -> Region:
 
 
 def product_list(*, currency_code: str | None) -> QuerySet[Product]:
-    """Products with variants, their stock and (when given) their price in one currency: 3 queries."""
+    """Products with variants, their stock and (when given) their price in one currency: 3 queries.
+
+    Each variant carries ``held``: the units of its active reservations now (a subquery of the
+    variants query), so an expired hold stops counting at once, not when the sweep runs."""
     prices = Price.objects.filter(currency_code=currency_code) if currency_code else Price.objects.none()
-    variants = Variant.objects.select_related("stock").prefetch_related(
-        Prefetch("prices", queryset=prices, to_attr="region_prices")
+    holds = (
+        StockReservation.objects.filter(variant_id=OuterRef("pk"), expires_at__gt=timezone.now())
+        .values("variant_id")
+        .annotate(total=Sum("quantity"))
+        .values("total")
+    )
+    variants = (
+        Variant.objects.select_related("stock")
+        .annotate(held=Coalesce(Subquery(holds, output_field=IntegerField()), Value(0)))
+        .prefetch_related(Prefetch("prices", queryset=prices, to_attr="region_prices"))
     )
     return Product.objects.prefetch_related(Prefetch("variants", queryset=variants))
 
@@ -65,8 +78,9 @@ def shipping_option_get(*, option_id: str, region_id: str) -> ShippingOption:
 
 
 def variant_in_stock(variant: Variant) -> bool:
-    """Uses the prefetched ``stock`` relation; reservations are not subtracted here (storefront hint)."""
+    """On hand minus active holds (``held`` from ``product_list``) > 0: a hint for the storefront;
+    the stock check that counts is the one at reservation and at completion."""
     if not variant.manage_inventory or variant.allow_backorder:
         return True
     stock = getattr(variant, "stock", None)
-    return stock is not None and stock.on_hand - stock.reserved > 0
+    return stock is not None and stock.on_hand - getattr(variant, "held", stock.reserved) > 0

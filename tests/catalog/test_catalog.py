@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from catalog.models import Price, Product, Region, ShippingOption, StockLevel, Variant
+from catalog.models import Price, Product, Region, ShippingOption, StockLevel, StockReservation, Variant
 from common.money import is_chargeable
 from tests.factories import ProductFactory, RegionFactory, VariantFactory
 from tests.helpers import assert_error
@@ -63,11 +65,16 @@ def test_products_in_stock_flags(api_client, region_usd):
     VariantFactory(product=product, sku="A-OUT", stock=0)
     VariantFactory(product=product, sku="B-BACKORDER", stock=0, allow_backorder=True)
     VariantFactory(product=product, sku="C-UNTRACKED", stock=0, manage_inventory=False)
-    VariantFactory(product=product, sku="D-RESERVED", stock=2)
-    StockLevel.objects.filter(variant__sku="D-RESERVED").update(reserved=2)
+    held = VariantFactory(product=product, sku="D-HELD", stock=2)
+    released = VariantFactory(product=product, sku="E-HOLD-EXPIRED", stock=2)
+    now = timezone.now()
+    StockReservation.objects.create(variant=held, cart_id="cart_a", quantity=2, expires_at=now + timedelta(minutes=5))
+    # expired a second ago; the reserved counter still says 2 until the sweep runs
+    StockReservation.objects.create(variant=released, cart_id="cart_b", quantity=2, expires_at=now - timedelta(seconds=1))
+    StockLevel.objects.filter(variant__in=[held, released]).update(reserved=2)
     variants = api_client.get(f"/store/products/{product.id}").json()["product"]["variants"]
     assert {v["sku"]: v["in_stock"] for v in variants} == {
-        "A-OUT": False, "B-BACKORDER": True, "C-UNTRACKED": True, "D-RESERVED": False,
+        "A-OUT": False, "B-BACKORDER": True, "C-UNTRACKED": True, "D-HELD": False, "E-HOLD-EXPIRED": True,
     }
 
 

@@ -274,6 +274,16 @@
 
     // Regions and products
 
+    /** First visit: the region that ships to the country of the browser's language (en-US -> US). */
+    function regionForLocale(regions) {
+      for (const tag of navigator.languages || [navigator.language || '']) {
+        const country = (tag.split('-')[1] || '').toUpperCase();
+        const region = country && regions.find((r) => r.countries.includes(country));
+        if (region) return region;
+      }
+      return null;
+    }
+
     async function loadRegions() {
       const {regions} = await api('GET', '/store/regions');
       state.regions = regions;
@@ -285,7 +295,7 @@
       );
       select.disabled = !regions.length;
       if (!regions.length) throw new ShopperError('The shop has no regions set up yet.');
-      state.region = regionById(localStorage.getItem(REGION_KEY)) || regions[0];
+      state.region = regionById(localStorage.getItem(REGION_KEY)) || regionForLocale(regions) || regions[0];
       select.value = state.region.id;
     }
 

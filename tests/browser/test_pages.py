@@ -67,3 +67,19 @@ def test_storefront_order_page_for_an_unknown_order_says_so(page):
     page.goto("/orders/order_doesnotexist")
     page.wait_for_selector("#message[data-kind=error]")
     assert "could not find this order" in page.locator("#message").inner_text()
+
+
+@pytest.mark.parametrize(
+    ("locale", "region"),
+    [("ja-JP", "Japan (JPY)"), ("en-US", "United States (USD)"), ("de-DE", "Europe (EUR)"), ("en", "Europe (EUR)")],
+)
+def test_storefront_first_visit_picks_the_region_of_the_browser_language(chromium, shop_server, locale, region):
+    """No remembered region: the one that ships to the language's country, else the first by name."""
+    context = chromium.new_context(locale=locale, base_url=shop_server.url)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        page.wait_for_selector("body[data-ready=true]")
+        assert page.get_by_label("Region").locator("option:checked").inner_text() == region
+    finally:
+        context.close()

@@ -134,6 +134,7 @@ class CartViewSet(viewsets.ViewSet):
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
+
 class ShippingOptionViewSet(viewsets.ViewSet):
     @extend_schema(
         parameters=[OpenApiParameter("cart_id", str, required=True)],

@@ -35,23 +35,35 @@ class FixedWindowThrottle(SimpleRateThrottle):
         return f"throttle:{self.scope}:{ident}"
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        if self.rate is None:
+        window = self._window(request, view)
+        if window is None:
             return True
+        key, now, index = window
+        return self._verdict(count=self._incr(key), now=now, index=index)
+
+    def _window(self, request: Any, view: Any) -> tuple[str, float, int] | None:
+        """(counter key of the current window, now, window number), or None when not throttled."""
+        if self.rate is None:
+            return None
         base = self.get_cache_key(request, view)
         if base is None:
-            return True
+            return None
         now = self.timer()
-        window = int(now // self.duration)
-        key = f"{base}:{window}"
+        index = int(now // self.duration)
+        return f"{base}:{index}", now, index
+
+    def _incr(self, key: str) -> int:
         self.cache.add(key, 0, timeout=self.duration + 1)
         try:
-            count = self.cache.incr(key)
+            return self.cache.incr(key)
         except ValueError:  # evicted between add and incr
             self.cache.add(key, 1, timeout=self.duration + 1)
-            count = 1
+            return 1
+
+    def _verdict(self, *, count: int, now: float, index: int) -> bool:
         if count <= self.num_requests:
             return True
-        self._wait = (window + 1) * self.duration - now
+        self._wait = (index + 1) * self.duration - now
         return False
 
     def wait(self) -> float | None:

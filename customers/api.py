@@ -6,6 +6,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from common.errors import ApplicationError
 from common.schema import error_response
 from common.throttling import FixedWindowThrottle
 from customers import services
@@ -47,4 +48,10 @@ class CustomerViewSet(viewsets.ViewSet):
     def token(self, request: Request) -> Response:
         data = TokenInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response({"token": services.token_issue(**data.validated_data)})
+        try:
+            token = services.token_issue(**data.validated_data)
+        except ApplicationError as exc:
+            if exc.code == "invalid_credentials":
+                TokenEmailThrottle().record_failure(request, self)
+            raise
+        return Response({"token": token})

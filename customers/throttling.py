@@ -18,9 +18,23 @@ class AuthIpThrottle(FixedWindowThrottle):
 
 
 class TokenEmailThrottle(FixedWindowThrottle):
-    """Token requests per email, from any number of addresses: caps password guessing on one account."""
+    """Failed token requests per email, from any number of addresses: caps password guessing on
+    one account, while a customer who logs in successfully is never held back. The view records
+    each failure (``record_failure``); a request is refused once the window holds the limit."""
 
     scope = "auth_email"
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        window = self._window(request, view)
+        if window is None:
+            return True
+        key, now, index = window
+        return self._verdict(count=int(self.cache.get(key, 0)) + 1, now=now, index=index)
+
+    def record_failure(self, request: Any, view: Any) -> None:
+        window = self._window(request, view)
+        if window is not None:
+            self._incr(window[0])
 
     def ident(self, request: Any, view: Any) -> str | None:
         email = request.data.get("email") if isinstance(request.data, dict) else None

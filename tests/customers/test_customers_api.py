@@ -131,7 +131,7 @@ def test_auth_endpoints_are_throttled(api_client, settings):
     assert 1 <= int(response["Retry-After"]) <= 60
 
 
-def test_token_is_throttled_per_email_from_any_ip(api_client, settings):
+def test_failed_logins_are_throttled_per_email_from_any_ip(api_client, settings):
     user, other = UserFactory(), UserFactory()
     limit = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth_email"].split("/")[0])
     assert limit < auth_limit()
@@ -149,3 +149,11 @@ def test_token_is_throttled_per_email_from_any_ip(api_client, settings):
     assert int(guessed["Retry-After"]) >= 1
     # another account, from the same addresses, is not affected
     assert api_client.post("/store/auth/token", {"email": other.email, "password": PASSWORD}, format="json").status_code == 200
+
+
+def test_successful_logins_do_not_use_up_the_per_email_budget(api_client, settings):
+    user = UserFactory()
+    limit = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth_email"].split("/")[0])
+    for _ in range(limit + 2):
+        assert _token(api_client, user.email)
+    assert api_client.post("/store/auth/token", {"email": user.email, "password": "wrong"}, format="json").status_code == 401

@@ -111,6 +111,7 @@ class CartSerializer(CheckoutSummarySerializer, serializers.ModelSerializer):
     """Output only. Totals are computed on the server from the stored lines."""
 
     status = serializers.SerializerMethodField()
+    email = serializers.SerializerMethodField()
     subtotal = serializers.SerializerMethodField()
     shipping_total = serializers.SerializerMethodField()
     tax_total = serializers.SerializerMethodField()
@@ -143,6 +144,10 @@ class CartSerializer(CheckoutSummarySerializer, serializers.ModelSerializer):
     @extend_schema_field(serializers.ChoiceField(choices=CartStatus.choices))
     def get_status(self, cart: Cart) -> str:
         return selectors.cart_status(cart=cart)
+
+    @extend_schema_field(serializers.EmailField(allow_null=True))
+    def get_email(self, cart: Cart) -> str | None:
+        return cart.email or None  # not given yet: null, like the addresses
 
     @extend_schema_field(LineItemSerializer(many=True))
     def get_items(self, cart: Cart) -> list[dict[str, Any]]:

@@ -54,6 +54,16 @@ def test_cart_create_prices_lines_on_server(api_client, region_usd):
     assert cart["shipping_method"] is None
 
 
+def test_cart_without_email_shows_null_until_one_is_set(api_client, region_usd):
+    cart = api_client.post("/store/carts", {"region_id": region_usd.id}, format="json").json()["cart"]
+    assert (cart["email"], cart["shipping_address"], cart["billing_address"]) == (None, None, None)
+
+    updated = api_client.post(f"/store/carts/{cart['id']}", {"email": "ada@example.com"}, format="json")
+    assert updated.json()["cart"]["email"] == "ada@example.com"
+    cleared = api_client.post(f"/store/carts/{cart['id']}", {"email": ""}, format="json")
+    assert cleared.json()["cart"]["email"] is None
+
+
 def test_cart_create_merges_duplicate_items(api_client, region_usd):
     variant = VariantFactory()
     cart = create_cart(api_client, region_usd.id, [(variant.id, 2), (variant.id, 3)])

@@ -70,7 +70,7 @@ def test_expired_cart_rejects_every_write_with_410(api_client, region_usd, clock
     # nothing changed, and the cart still reads (status reported as expired even before the sweep)
     body = api_client.get(f"/store/carts/{cart_id}").json()["cart"]
     assert body["status"] == "expired"
-    assert body["email"] == ""
+    assert body["email"] is None
     assert body["items"][0]["quantity"] == 1
     assert Cart.objects.get(pk=cart_id).status == CartStatus.ACTIVE
 

@@ -68,3 +68,10 @@ class FixedWindowThrottle(SimpleRateThrottle):
 
     def wait(self) -> float | None:
         return None if self._wait is None else float(max(math.ceil(self._wait), 1))
+
+
+class ClientIpThrottle(FixedWindowThrottle):
+    """Keyed on the client IP (``NUM_PROXIES`` decides which X-Forwarded-For entry is the client)."""
+
+    def ident(self, request: Any, view: Any) -> str | None:
+        return self.get_ident(request)

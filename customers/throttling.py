@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.throttling import FixedWindowThrottle
+from common.throttling import ClientIpThrottle, FixedWindowThrottle
 
 
-class AuthIpThrottle(FixedWindowThrottle):
-    """Registrations and token requests per client IP (``NUM_PROXIES`` decides which
-    X-Forwarded-For entry is the client)."""
+class AuthIpThrottle(ClientIpThrottle):
+    """Registrations and token requests per client IP."""
 
     scope = "auth"
-
-    def ident(self, request: Any, view: Any) -> str | None:
-        return self.get_ident(request)
 
 
 class TokenEmailThrottle(FixedWindowThrottle):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.throttling import FixedWindowThrottle
+from common.throttling import ClientIpThrottle, FixedWindowThrottle
 
 
 class PaymentSessionCartThrottle(FixedWindowThrottle):
@@ -20,10 +20,7 @@ class PaymentSessionCartThrottle(FixedWindowThrottle):
         return str(view.kwargs.get("pk") or "")[:64] or None
 
 
-class PaymentSessionIpThrottle(FixedWindowThrottle):
-    """Per client IP (``NUM_PROXIES`` decides which X-Forwarded-For entry is the client)."""
+class PaymentSessionIpThrottle(ClientIpThrottle):
+    """Per client IP."""
 
     scope = "payment_session_ip"
-
-    def ident(self, request: Any, view: Any) -> str | None:
-        return self.get_ident(request)

@@ -58,11 +58,11 @@ def token_for(user: Any) -> str:
     return customer_services.token_issue(email=user.email, password=PASSWORD)
 
 
-def auth_limit() -> int:
-    """Requests allowed per window by the "auth" throttle scope (e.g. "60/min" -> 60)."""
+def auth_limit(scope: str = "auth") -> int:
+    """Requests allowed per window by a throttle scope (e.g. "300/min" -> 300)."""
     from django.conf import settings
 
-    return int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth"].split("/")[0])
+    return int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope].split("/")[0])
 
 
 def create_cart(

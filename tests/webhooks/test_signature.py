@@ -83,7 +83,7 @@ def test_signature_timestamp_within_tolerance_accepted(raw_client, webhook_secre
 
 def test_signature_timestamp_beyond_tolerance_in_the_future_rejected(raw_client, webhook_secret):
     """A signature dated ahead of our clock would stay "fresh" for longer than the tolerance."""
-    _assert_rejected(deliver(raw_client, _event(), timestamp=int(time.time()) + 301))
+    _assert_rejected(deliver(raw_client, _event(), timestamp=int(time.time()) + 360))
 
 
 def test_signature_replayed_old_delivery_rejected(raw_client, webhook_secret):

@@ -88,6 +88,10 @@ def serve(*, port: int, data_file: Path, from_scratch: bool, exit_with_parent: b
     from aiohttp import web
     from localstripe import server
 
+    from devtools import standin
+
+    standin.install(server.app)
+
     if not from_scratch:
         server.store.try_load_from_disk()
 

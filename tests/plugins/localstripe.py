@@ -30,6 +30,8 @@ from typing import Any
 import pytest
 
 from devtools.localstripe_server import start_localstripe, stop
+from tests.plugins.standin_http import HttpControl
+from tests.plugins.standin_stripe import StripeControl
 
 # localstripe accepts any ``sk_`` key; dj-stripe wants ``sk_test_`` + 24 or more letters/digits.
 TEST_API_KEY = "sk_test_localstripe000000000000000000"
@@ -42,7 +44,7 @@ class LocalStripeError(Exception):
         self.body = body
 
 
-class LocalStripe:
+class LocalStripe(HttpControl, StripeControl):
     """Test-side access to localstripe, for what the gateway must not do.
 
     Requests carry JSON bodies (localstripe reads JSON before form data), so
@@ -92,7 +94,14 @@ class LocalStripe:
         """Delete every object in localstripe's store (webhook registrations survive)."""
         self.request("DELETE", "/_config/data")
 
+    def clock_advance(self, seconds: float) -> float:
+        """Move the stand-in's test clock forward; returns its new time (unix seconds)."""
+        return float(self.request("POST", "/_control/clock", {"advance": seconds})["now"])
+
     def reset(self) -> None:
+        self._reset_http()
+        self._reset_stripe()
+        self.request("DELETE", "/_control/clock")
         # localstripe cannot delete a webhook: re-register it for no event type.
         for webhook_id in self._webhook_ids:
             self.request(

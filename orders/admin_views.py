@@ -98,6 +98,8 @@ def action_state(*, order: Order, money: selectors_admin.OrderMoney, name: str) 
         return False, "order canceled"
     if money.dispute_open:
         return False, "on hold: dispute open"
+    if name in ("fulfil", "ship") and not fulfillment.payment_live(order=order):
+        return False, "payment not live"
     return True, ""
 
 

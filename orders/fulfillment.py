@@ -4,6 +4,12 @@ Each move goes through ``orders.services.order_transition`` (the transition tabl
 ``fulfillment_status_changed`` event) inside one transaction that first takes the order's
 row lock and refuses while a dispute on the order's payment is open: shipping goods whose
 payment is being charged back only adds to the loss.
+
+Packing and shipping (to ``fulfilled`` / ``shipped``) also need a live payment
+(``LIVE_PAYMENT_STATUSES``): an order whose authorization was canceled or expired, whose
+payment was fully refunded, or that was never paid raises ``PaymentNotLive`` (409
+``payment_not_live``), checked under the same row lock. Delivery records a fact about goods
+already handed to the carrier and is not refused.
 """
 
 from __future__ import annotations
@@ -14,16 +20,41 @@ from django.db import transaction
 
 from common.errors import Conflict, ValidationError
 from orders import services
-from orders.models import FulfillmentStatus, Order, OrderEvent
+from orders.models import FulfillmentStatus, Order, OrderEvent, PaymentStatus
 from payments import disputes
 from payments.models import Actor
 
 logger = logging.getLogger(__name__)
 
+# Payment states in which the shop holds or has the shopper's money for the goods.
+LIVE_PAYMENT_STATUSES = frozenset(
+    {
+        PaymentStatus.AUTHORIZED,
+        PaymentStatus.PARTIALLY_CAPTURED,
+        PaymentStatus.CAPTURED,
+        PaymentStatus.PARTIALLY_REFUNDED,
+    }
+)
+# Moves that send goods out: refused without a live payment.
+_NEEDS_LIVE_PAYMENT = frozenset({FulfillmentStatus.FULFILLED, FulfillmentStatus.SHIPPED})
+
 
 class DisputeOpen(Conflict):
     code = "dispute_open"
     default_message = "A dispute on this order's payment is open: fulfillment is on hold until it is closed."
+
+
+class PaymentNotLive(Conflict):
+    code = "payment_not_live"
+    default_message = (
+        "This order's payment is not live (never paid, canceled, expired or refunded): "
+        "it cannot be fulfilled or shipped."
+    )
+
+
+def payment_live(*, order: Order) -> bool:
+    """Whether the order's payment allows packing and shipping (``LIVE_PAYMENT_STATUSES``)."""
+    return order.payment_status in LIVE_PAYMENT_STATUSES
 
 
 def _fulfillment_move(
@@ -39,6 +70,8 @@ def _fulfillment_move(
         order = services.order_lock(order_id=order_id)  # lock first, then check, then move
         if disputes.dispute_open_for_payment_intent(payment_intent_id=order.payment_intent_id):
             raise DisputeOpen()
+        if target in _NEEDS_LIVE_PAYMENT and not payment_live(order=order):
+            raise PaymentNotLive()
         order = services.order_transition(
             order_id=order_id,
             field="fulfillment_status",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from common.errors import Conflict
 from orders import fulfillment
-from orders.models import FulfillmentStatus, Order, OrderEvent
+from orders.models import FulfillmentStatus, Order, OrderEvent, PaymentStatus
 from payments.models import Actor, Dispute
 from tests.admin.conftest import action_url, messages_of, order_url
 from tests.factories.orders import OrderFactory
@@ -92,3 +95,47 @@ def test_a_closed_dispute_no_longer_blocks():
     fulfillment.order_fulfil(order_id=order.pk, actor=Actor.STAFF, user_id="cus_x")
 
     assert Order.objects.get(pk=order.pk).fulfillment_status == FulfillmentStatus.FULFILLED
+
+
+# --- Row 4: fulfilment needs a live payment ----------------------------------------------------
+
+
+@pytest.mark.parametrize("payment_status", ["not_paid", "requires_action", "canceled", "refunded"])
+def test_fulfil_and_ship_refused_without_a_live_payment(payment_status: str) -> None:
+    """Issue 10 row 4: an order whose payment is canceled, expired, refunded or never made is not fulfilled or shipped."""
+    unfulfilled = OrderFactory(payment_status=payment_status)
+    packed = OrderFactory(payment_status=payment_status, fulfillment_status=FulfillmentStatus.FULFILLED)
+
+    with pytest.raises(Conflict) as fulfil_error:
+        fulfillment.order_fulfil(order_id=unfulfilled.pk)
+    with pytest.raises(Conflict) as ship_error:
+        fulfillment.order_ship(order_id=packed.pk, carrier="DHL", tracking_number="JD1")
+
+    assert fulfil_error.value.code == ship_error.value.code == "payment_not_live"
+    assert Order.objects.get(pk=unfulfilled.pk).fulfillment_status == FulfillmentStatus.NOT_FULFILLED
+    assert Order.objects.get(pk=packed.pk).fulfillment_status == FulfillmentStatus.FULFILLED
+
+
+@pytest.mark.parametrize("payment_status", ["authorized", "partially_captured", "captured", "partially_refunded"])
+def test_fulfil_and_ship_allowed_with_a_live_payment(payment_status: str) -> None:
+    """Issue 10 row 4: the live payment states still fulfil and ship."""
+    order = OrderFactory(payment_status=payment_status)
+
+    fulfillment.order_fulfil(order_id=order.pk)
+    fulfillment.order_ship(order_id=order.pk, carrier="DHL", tracking_number="JD1")
+
+    assert Order.objects.get(pk=order.pk).fulfillment_status == FulfillmentStatus.SHIPPED
+
+
+def test_admin_offers_no_fulfil_button_for_a_refunded_order(staff_client: Any) -> None:
+    """Issue 10 row 4: the admin shows the fulfil action disabled (with the reason) and refuses the POST."""
+    order = OrderFactory(payment_status=PaymentStatus.REFUNDED)
+
+    page = staff_client.get(order_url(order)).content.decode()
+    response = staff_client.post(action_url(order, "fulfil"), {"ledger_version": 0, "reason": ""}, follow=True)
+
+    assert "payment not live" in page
+    assert f'href="{action_url(order, "fulfil")}"' not in page
+    [(level, text)] = messages_of(response)
+    assert level == "error" and "payment" in text
+    assert Order.objects.get(pk=order.pk).fulfillment_status == FulfillmentStatus.NOT_FULFILLED

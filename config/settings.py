@@ -240,6 +240,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.warn_expiring_authorizations",
         "schedule": crontab(minute=5),  # hourly
     },
+    # confirmations never sent (broker down at commit, worker killed mid-send)
+    "resend-order-confirmations": {"task": "orders.resend_confirmations", "schedule": crontab(minute="*/5")},
+    # staff captures / cancels / refunds whose outcome is still pending (Stripe unreachable)
+    "resume-payment-operations": {"task": "orders.resume_payment_operations", "schedule": crontab(minute="*/5")},
 }
 
 # --- Email

@@ -78,6 +78,9 @@ class Order(models.Model):
     authorized_at = models.DateTimeField(null=True, blank=True)
     capture_before = models.DateTimeField(null=True, blank=True, help_text="The authorization expires after this.")
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)
+    # A worker's claim on sending the confirmation: a lease (orders.services.confirmation), so
+    # a worker that died after claiming does not leave the email unsent for ever.
+    confirmation_claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

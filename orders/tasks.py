@@ -1,16 +1,37 @@
-"""Order tasks: take ids, call one service. Enqueued with ``transaction.on_commit``."""
+"""Order tasks: take ids, call one service. Enqueued with ``transaction.on_commit``; beat ones in
+``settings.CELERY_BEAT_SCHEDULE``."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from celery import shared_task
 
 from orders import services
 
+# The placement task normally sends within seconds; the sweep only picks up what it never sent.
+CONFIRMATION_RESEND_AFTER = timedelta(minutes=5)
+PAYMENT_OPERATIONS_RESUME_AFTER = timedelta(minutes=5)
+
 
 @shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=8)
 def send_order_confirmation(order_id: str) -> bool:
-    """Send the order confirmation email; a no-op if it was sent already."""
+    """Send the order confirmation email; a no-op if it was sent already (or another worker holds the claim)."""
     return services.order_confirmation_send(order_id=order_id)
+
+
+@shared_task(name="orders.resend_confirmations", ignore_result=True)
+def resend_confirmations() -> int:
+    """Beat: send the confirmations never sent (broker down at commit, worker killed mid-send)."""
+    return services.order_confirmations_resend(older_than=CONFIRMATION_RESEND_AFTER)
+
+
+@shared_task(name="orders.resume_payment_operations", ignore_result=True)
+def resume_payment_operations() -> int:
+    """Beat: finish staff captures / cancels / refunds left pending (orders.services.payment_ops)."""
+    from orders import services as order_services  # looked up at run time: the service is exported there
+
+    return order_services.payment_operations_resume(older_than=PAYMENT_OPERATIONS_RESUME_AFTER)
 
 
 @shared_task(name="orders.warn_expiring_authorizations", ignore_result=True)

@@ -11,10 +11,10 @@
   order) / ``_refund``
 * ``sync``: ``order_payment_sync`` (ledger and payment_status follow Stripe),
   ``order_dispute_record``
-* ``confirmation``: ``order_confirmation_send``
+* ``confirmation``: ``order_confirmation_send``, ``order_confirmations_resend`` (beat)
 """
 
-from orders.services.confirmation import order_confirmation_send
+from orders.services.confirmation import order_confirmation_send, order_confirmations_resend
 from orders.services.core import ORDER_COUNTER, InvalidTransition, order_lock, order_transition
 from orders.services.incidents import order_orphan_payment_release
 from orders.services.payment_ops import order_payment_cancel, order_payment_capture, order_payment_refund
@@ -33,6 +33,7 @@ __all__ = [
     "InvalidTransition",
     "order_complete_cart",
     "order_confirmation_send",
+    "order_confirmations_resend",
     "order_dispute_record",
     "order_lock",
     "order_orphan_payment_release",

@@ -346,11 +346,19 @@ def _order_create_locked(
     cart_completion.cart_completion_finish(cart=cart, now=now)
     payment_services.payment_session_sync_from_intent(payment_intent=payment_intent)
     order_id = order.id
-    transaction.on_commit(lambda: _confirmation_enqueue(order_id=order_id))
+    transaction.on_commit(lambda: _confirmation_enqueue(order_id=order_id), robust=True)
     return order
 
 
 def _confirmation_enqueue(*, order_id: str) -> None:
+    """After commit: queue the confirmation email. The order is placed whatever happens here:
+    a broker outage is logged, never raised (the answer stays 201), and the
+    ``orders.resend_confirmations`` beat task sends it later (``order_confirmations_resend``)."""
     from orders import tasks  # tasks import services: keep the import one-way at module load
 
-    tasks.send_order_confirmation.delay(order_id)
+    try:
+        tasks.send_order_confirmation.delay(order_id)
+    except Exception as exc:  # noqa: BLE001 - kombu raises OperationalError and friends
+        logger.error(
+            "order.confirmation_enqueue_failed order_id=%s error=%s", order_id, type(exc).__name__
+        )

@@ -110,10 +110,21 @@ def payment_session_sync_from_intent(*, payment_intent: dict[str, Any]) -> Payme
         and session.save_payment_method
         and not settings.STRIPE_SEND_SETUP_FUTURE_USAGE
     ):
-        from payments import tasks
-
-        transaction.on_commit(lambda: tasks.payment_method_save.delay(intent_id))
+        transaction.on_commit(lambda: _card_save_enqueue(payment_intent_id=intent_id), robust=True)
     return session
+
+
+def _card_save_enqueue(*, payment_intent_id: str) -> None:
+    """After commit: queue saving the shopper's card. A broker outage is logged, never raised:
+    the payment (and the order placed with it) stands; the card is just not saved."""
+    from payments import tasks
+
+    try:
+        tasks.payment_method_save.delay(payment_intent_id)
+    except Exception as exc:  # noqa: BLE001 - kombu raises OperationalError and friends
+        logger.error(
+            "payment_method.save_enqueue_failed payment_intent_id=%s error=%s", payment_intent_id, type(exc).__name__
+        )
 
 
 def payment_session_fail(*, payment_intent_id: str) -> PaymentSession | None:

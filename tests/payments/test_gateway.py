@@ -313,8 +313,8 @@ def test_repeated_write_sends_the_same_key(localstripe, sent_requests):
 
     keys = [r["headers"].get("Idempotency-Key") for r in sent_requests]
     assert keys == ["cart:cart_1:pi:v1", "cart:cart_1:pi:v1"]
-    # Real Stripe would replay the first response; localstripe ignores the key.
-    assert first["id"] != second["id"]
+    # The stand-in replays the first response, as Stripe does (devtools/standin/http.py).
+    assert first["id"] == second["id"]
 
 
 def test_write_without_idempotency_key_is_refused(localstripe, sent_requests):

@@ -12,6 +12,10 @@ ORDER_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 _P = PaymentStatus
+# Forward moves are what we and the shopper do; backward ones are what Stripe may report later
+# and the ledger must follow: a refund that fails after succeeding (refunded -> partially
+# refunded -> captured), funds reinstated when a dispute is won (the withdrawn funds count as
+# returned to the cardholder while they are gone).
 PAYMENT_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     _P.NOT_PAID: frozenset({_P.REQUIRES_ACTION, _P.AUTHORIZED, _P.CAPTURED, _P.CANCELED}),
     _P.REQUIRES_ACTION: frozenset({_P.NOT_PAID, _P.AUTHORIZED, _P.CAPTURED, _P.CANCELED}),
@@ -19,8 +23,8 @@ PAYMENT_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     # One capture per PaymentIntent: the uncaptured rest of a partial capture is released.
     _P.PARTIALLY_CAPTURED: frozenset({_P.PARTIALLY_REFUNDED, _P.REFUNDED}),
     _P.CAPTURED: frozenset({_P.PARTIALLY_REFUNDED, _P.REFUNDED}),
-    _P.PARTIALLY_REFUNDED: frozenset({_P.REFUNDED}),
-    _P.REFUNDED: frozenset(),
+    _P.PARTIALLY_REFUNDED: frozenset({_P.REFUNDED, _P.CAPTURED, _P.PARTIALLY_CAPTURED}),
+    _P.REFUNDED: frozenset({_P.PARTIALLY_REFUNDED, _P.CAPTURED, _P.PARTIALLY_CAPTURED}),
     _P.CANCELED: frozenset(),
 }
 
@@ -44,10 +48,23 @@ def transition_allowed(*, field: str, current: str, target: str) -> bool:
     return target in TRANSITIONS[field].get(current, frozenset())
 
 
-def payment_status_for(*, authorized: int, captured: int, voided: int, refunded: int, requires_action: bool = False) -> str:
-    """The payment status the ledger amounts describe (the ledger is the truth, this is its summary)."""
-    if refunded > 0:
-        return _P.REFUNDED if refunded >= captured else _P.PARTIALLY_REFUNDED
+def payment_status_for(
+    *,
+    authorized: int,
+    captured: int,
+    voided: int,
+    refunded: int,
+    disputed: int = 0,
+    requires_action: bool = False,
+) -> str:
+    """The payment status the ledger amounts describe (the ledger is the truth, this is its summary).
+
+    ``disputed`` (funds a dispute withdrew and Stripe has not reinstated) is money back with the
+    cardholder, like a refund: it counts towards partially_refunded / refunded.
+    """
+    returned = refunded + disputed
+    if captured > 0 and returned > 0:
+        return _P.REFUNDED if returned >= captured else _P.PARTIALLY_REFUNDED
     if captured > 0:
         return _P.PARTIALLY_CAPTURED if captured < authorized else _P.CAPTURED
     if authorized > 0:

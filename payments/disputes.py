@@ -66,6 +66,19 @@ def dispute_payment_intent_id(*, dispute: dict[str, Any]) -> str:
     return selectors.payment_intent_id_of(stripe_object=dispute)
 
 
+def dispute_funds_withdrawn(*, dispute: dict[str, Any]) -> bool:
+    """Whether Stripe took the disputed funds: its balance transactions say so, or (for a card
+    dispute, whose funds Stripe withdraws when it opens) any status but an inquiry's."""
+    withdrawn, _ = _funds_flags(dispute)
+    return withdrawn or not str(dispute.get("status") or "warning_").startswith("warning_")
+
+
+def dispute_funds_reinstated(*, dispute: dict[str, Any]) -> bool:
+    """Whether Stripe gave the disputed funds back (a won dispute)."""
+    _, reinstated = _funds_flags(dispute)
+    return reinstated or (dispute.get("status") == "won" and dispute_funds_withdrawn(dispute=dispute))
+
+
 def _funds_flags(dispute: dict[str, Any]) -> tuple[bool, bool]:
     """(withdrawn, reinstated) as told by the dispute's balance transactions."""
     withdrawn = reinstated = False

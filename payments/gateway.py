@@ -9,6 +9,11 @@ secret or card data) and raised again as an ``ApplicationError``:
   when the code or decline code is ``authentication_required``);
 * ``APIConnectionError`` (timeouts included), ``RateLimitError`` -> ``ProviderUnavailable`` 503;
 * ``APIError`` with HTTP status >= 500 -> ``ProviderUnavailable`` 502;
+* on a *write*, each of those, and ``IdempotencyError`` (the key is in use by a request still
+  running, or was first used with other parameters), is ``OutcomeUnknown`` (a
+  ``ProviderUnavailable``): Stripe may have acted. The caller keeps its operation pending and
+  retries with the same idempotency key, or re-reads Stripe, until the outcome is known. Only
+  a definite refusal (card error, invalid request, authentication) means nothing happened;
 * ``InvalidRequestError`` 404 / ``resource_missing`` -> ``NotFound``;
 * any other ``StripeError`` -> ``ApplicationError`` 502 ``payment_provider_error``.
 
@@ -45,6 +50,14 @@ LOCAL_ACCOUNT_ID = "acct_localstripe"
 
 _client: stripe.StripeClient | None = None
 _client_lock = threading.Lock()
+
+
+class OutcomeUnknown(ProviderUnavailable):
+    """A Stripe write whose outcome we do not know (timeout, reset, 5xx, 429, key conflict).
+
+    Stripe may or may not have acted. Never settle the operation as failed on this: retry it
+    with the *same* idempotency key (Stripe replays what it did) or re-read the object.
+    """
 
 
 class WebhookSignatureError(ValidationError):
@@ -98,8 +111,14 @@ def _redact(text: str | None) -> str:
     return _SECRETS.sub("[redacted]", text or "")
 
 
-def _translate(exc: stripe.StripeError, decline_code: str | None) -> ApplicationError:
+def _translate(exc: stripe.StripeError, decline_code: str | None, *, write: bool) -> ApplicationError:
     status = exc.http_status or 0
+    if write and (
+        isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError, stripe.IdempotencyError))
+        or status >= 500
+        or status == 409
+    ):
+        return OutcomeUnknown(http_status=502 if status >= 500 else 503)
     if isinstance(exc, stripe.CardError):
         if "authentication_required" in (exc.code, decline_code):
             message = exc.user_message or "This payment needs additional authentication."
@@ -120,7 +139,7 @@ def _call(operation: str, request: Callable[[], Any], idempotency_key: str | Non
         return request()
     except stripe.StripeError as exc:
         decline_code = getattr(exc.error, "decline_code", None) if exc.error else None
-        error = _translate(exc, decline_code)
+        error = _translate(exc, decline_code, write=idempotency_key is not None)
         logger.warning(
             "stripe_error operation=%s error=%s http_status=%s code=%s decline_code=%s param=%s request_id=%s "
             "idempotency_key=%s mapped=%s message=%r",
@@ -220,7 +239,9 @@ def payment_intent_update(
 
 
 def payment_intent_retrieve(*, id: str) -> dict[str, Any]:
-    return _read("payment_intent_retrieve", lambda client: client.v1.payment_intents.retrieve(id))
+    """The intent with its latest charge expanded (captured amounts, refunds, ``capture_before``)."""
+    params: dict[str, Any] = {"expand": ["latest_charge"]}
+    return _read("payment_intent_retrieve", lambda client: client.v1.payment_intents.retrieve(id, params=params))
 
 
 def payment_intent_confirm(*, id: str, idempotency_key: str) -> dict[str, Any]:
@@ -229,6 +250,8 @@ def payment_intent_confirm(*, id: str, idempotency_key: str) -> dict[str, Any]:
 
 
 def payment_intent_cancel(*, id: str, idempotency_key: str) -> dict[str, Any]:
+    """Release the authorization. On a retry after an unknown outcome, an intent that is
+    canceled already answers 400 at Stripe unless the key replays: callers re-read it."""
     return _write("payment_intent_cancel", idempotency_key, lambda c, o: c.v1.payment_intents.cancel(id, options=o))
 
 
@@ -273,6 +296,16 @@ def refund_list(*, payment_intent: str) -> list[dict[str, Any]]:
         return list(_get_client().v1.refunds.list(params=params).auto_paging_iter())
 
     return [_as_dict(refund) for refund in _call("refund_list", request)]
+
+
+def dispute_list(*, payment_intent: str) -> list[dict[str, Any]]:
+    """Every dispute of the intent's charge (for reconciliation when dispute events were lost)."""
+    params = {"payment_intent": payment_intent, "limit": 100}
+
+    def request() -> list[Any]:
+        return list(_get_client().v1.disputes.list(params=params).auto_paging_iter())
+
+    return [_as_dict(dispute) for dispute in _call("dispute_list", request)]
 
 
 def customer_create(*, email: str, metadata: dict[str, str], idempotency_key: str) -> dict[str, Any]:

@@ -1,22 +1,27 @@
 """The payment ledger: append-only money movements of PaymentIntents (``LedgerEntry``).
 
-Amounts authorized / captured / voided / refunded are *sums* over these rows; nothing
-stores them in place. Every row has a unique ``idempotency_key`` derived from the Stripe
-object it records (``pi:{pi}:authorization``, ``charge:{ch}:capture``, ``refund:{re}``,
-``pi:{pi}:void``) or, for an operation we start ourselves, from the order and the ledger
-version the staff member saw (``order:{id}:refund:v{n}``): recording the same fact twice
-inserts nothing the second time.
+Amounts authorized / captured / voided / refunded / disputed are *sums* over these rows;
+nothing stores them in place. Every row has a unique ``idempotency_key`` derived from the
+Stripe object it records or, for an operation we start ourselves, from the order and the
+ledger version the staff member saw. The ``key_*`` functions below are the only place these
+formats are spelled: recording the same fact twice inserts nothing the second time. A
+Stripe object is recorded at most once per kind (a unique constraint on ``kind`` +
+``stripe_object_id``), whichever path (our own call, a webhook, the sweep) sees it first.
 
-A row we write *before* calling Stripe (an operation in flight) is ``pending`` and is settled
-to ``succeeded``/``failed`` (with the Stripe object id) once Stripe answers; only settled
-rows count. Keyed by ``payment_intent_id`` (an order has exactly one); ``order_id`` is
-informative. This module knows nothing about orders or carts.
+A row we write *before* calling Stripe (an operation in flight) is ``pending``. It is
+settled ``succeeded``/``failed`` (with the Stripe object id) only once Stripe's outcome is
+*known*: a timeout, a reset connection or a 5xx leaves it pending, to be re-read at Stripe
+and retried with the same key (``orders.services.payment_ops``). Only settled rows count,
+except that a pending refund is held back from what is refundable. Keyed by
+``payment_intent_id`` (an order has exactly one); ``order_id`` is informative. This module
+knows nothing about orders or carts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet, Sum
@@ -28,6 +33,45 @@ Kind = LedgerEntryKind
 Status = LedgerEntryStatus
 
 
+# --- Keys: one function per format ------------------------------------------------------
+
+
+def key_authorization(*, payment_intent_id: str) -> str:
+    return f"pi:{payment_intent_id}:authorization"
+
+
+def key_capture(*, charge_id: str = "", payment_intent_id: str = "") -> str:
+    """The capture of a charge (``pi:...:capture`` only when the charge id is unknown)."""
+    if charge_id:
+        return f"charge:{charge_id}:capture"
+    if not payment_intent_id:
+        raise ValueError("a capture key needs a charge or a PaymentIntent id")
+    return f"pi:{payment_intent_id}:capture"
+
+
+def key_void(*, payment_intent_id: str) -> str:
+    """The release of the (rest of the) authorization: at most one per PaymentIntent."""
+    return f"pi:{payment_intent_id}:void"
+
+
+def key_refund(*, refund_id: str) -> str:
+    """A refund seen at Stripe that no operation of ours started (dashboard, other systems)."""
+    return f"refund:{refund_id}"
+
+
+def key_dispute(*, dispute_id: str, reinstated: bool = False) -> str:
+    return f"dispute:{dispute_id}:{'reinstated' if reinstated else 'withdrawn'}"
+
+
+def key_operation(*, order_id: str, op: str, version: int) -> str:
+    """A staff operation (capture, cancel, refund) on an order, at the ledger version they saw.
+
+    Also the Stripe idempotency key of that operation's call: a retry after an unknown
+    outcome sends the very same key, so Stripe replays instead of acting twice.
+    """
+    return f"order:{order_id}:{op}:v{version}"
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerTotals:
     authorized: int = 0
@@ -35,6 +79,8 @@ class LedgerTotals:
     voided: int = 0
     refunded: int = 0
     refund_pending: int = 0
+    disputed: int = 0  # withdrawn by disputes, less what was reinstated
+    pending: int = 0  # rows in flight, any kind
     entries: int = 0  # every row, any status: the ledger "version" of the PaymentIntent
 
     @property
@@ -43,7 +89,7 @@ class LedgerTotals:
 
     @property
     def refundable(self) -> int:
-        return max(self.captured - self.refunded - self.refund_pending, 0)
+        return max(self.captured - self.refunded - self.refund_pending - self.disputed, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +105,7 @@ class LedgerEntryData:
     actor: str = Actor.SYSTEM
     actor_user_id: str = ""
     reason: str = ""
+    refund_reason: str = ""
 
     def as_model(self) -> LedgerEntry:
         if self.amount < 0:
@@ -75,6 +122,7 @@ class LedgerEntryData:
             actor=self.actor,
             actor_user_id=self.actor_user_id or "",
             reason=(self.reason or "")[:500],
+            refund_reason=self.refund_reason or "",
         )
 
 
@@ -87,14 +135,22 @@ _AGGREGATES = {
     "voided": Coalesce(Sum("amount", filter=Q(kind=Kind.VOID) & _SUCCEEDED), 0),
     "refunded": Coalesce(Sum("amount", filter=Q(kind=Kind.REFUND) & _SUCCEEDED), 0),
     "refund_pending": Coalesce(Sum("amount", filter=Q(kind=Kind.REFUND, status=Status.PENDING)), 0),
+    "dispute_withdrawn": Coalesce(Sum("amount", filter=Q(kind=Kind.DISPUTE) & _SUCCEEDED), 0),
+    "dispute_reinstated": Coalesce(Sum("amount", filter=Q(kind=Kind.DISPUTE_REVERSAL) & _SUCCEEDED), 0),
+    "pending": Count("id", filter=Q(status=Status.PENDING)),
     "entries": Count("id"),
 }
+
+
+def _totals(row: dict[str, int]) -> LedgerTotals:
+    withdrawn, reinstated = row.pop("dispute_withdrawn", 0), row.pop("dispute_reinstated", 0)
+    return LedgerTotals(**row, disputed=max(withdrawn - reinstated, 0))
 
 
 def ledger_totals(*, payment_intent_id: str) -> LedgerTotals:
     """The money state of one PaymentIntent (one query)."""
     row = LedgerEntry.objects.filter(payment_intent_id=payment_intent_id).aggregate(**_AGGREGATES)
-    return LedgerTotals(**row)
+    return _totals(row)
 
 
 def ledger_totals_for(*, payment_intent_ids: Iterable[str]) -> dict[str, LedgerTotals]:
@@ -106,7 +162,7 @@ def ledger_totals_for(*, payment_intent_ids: Iterable[str]) -> dict[str, LedgerT
         .annotate(**_AGGREGATES)
         .order_by()
     )
-    found = {row.pop("payment_intent_id"): LedgerTotals(**row) for row in rows}
+    found = {row.pop("payment_intent_id"): _totals(row) for row in rows}
     return {pi: found.get(pi, LedgerTotals()) for pi in ids}
 
 
@@ -127,6 +183,22 @@ def ledger_entry_get(*, idempotency_key: str) -> LedgerEntry | None:
     return LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
 
 
+def ledger_entries_pending(*, payment_intent_id: str) -> list[LedgerEntry]:
+    """The operations of this PaymentIntent still in flight (outcome not known yet), oldest first."""
+    return list(ledger_entries(payment_intent_id=payment_intent_id).filter(status=Status.PENDING))
+
+
+def ledger_entries_pending_since(*, before: datetime) -> list[LedgerEntry]:
+    """Every row in flight whose last change is older than ``before`` (the resume sweep)."""
+    return list(LedgerEntry.objects.filter(status=Status.PENDING, updated_at__lt=before).order_by("updated_at", "id"))
+
+
+def ledger_entry_by_object(*, kind: str, stripe_object_id: str) -> LedgerEntry | None:
+    if not stripe_object_id:
+        return None
+    return LedgerEntry.objects.filter(kind=kind, stripe_object_id=stripe_object_id).first()
+
+
 # --- Services ----------------------------------------------------------------------------
 
 
@@ -138,6 +210,14 @@ def ledger_entries_record(*, entries: Iterable[LedgerEntryData]) -> None:
     rows = [entry.as_model() for entry in entries]
     if rows:
         LedgerEntry.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def ledger_entry_void_object_set(*, payment_intent_id: str, stripe_object_id: str) -> int:
+    """Name the Stripe refund object that shows the release of the authorization on the void row."""
+    rows = LedgerEntry.objects.filter(
+        idempotency_key=key_void(payment_intent_id=payment_intent_id), stripe_object_id=""
+    )
+    return rows.update(stripe_object_id=stripe_object_id)
 
 
 def ledger_entry_record(*, entry: LedgerEntryData) -> tuple[LedgerEntry, bool]:
@@ -155,26 +235,37 @@ def ledger_entry_record(*, entry: LedgerEntryData) -> tuple[LedgerEntry, bool]:
 
 
 def ledger_entry_settle(*, idempotency_key: str, status: str, stripe_object_id: str = "") -> int:
-    """Settle an in-flight (pending) entry once Stripe has answered. Returns rows changed (0 or 1)."""
+    """Settle an in-flight (pending) entry once Stripe's outcome is known. Returns rows changed (0 or 1).
+
+    Call with the order locked (the callers' lock serialises every writer of one PaymentIntent).
+    If the Stripe object was recorded already under another key (a webhook or the sweep saw it
+    first, without our ledger key), this row is settled ``canceled`` instead: the fact counts
+    once, through the row that recorded it.
+    """
     if status not in (Status.SUCCEEDED, Status.FAILED, Status.CANCELED, Status.PENDING):
         raise ValueError(f"unknown ledger status {status!r}")
+    row = LedgerEntry.objects.filter(idempotency_key=idempotency_key, status=Status.PENDING).first()
+    if row is None:
+        return 0
     changes: dict[str, str] = {"status": status}
-    if stripe_object_id:
-        changes["stripe_object_id"] = stripe_object_id
-    rows = LedgerEntry.objects.filter(idempotency_key=idempotency_key, status=Status.PENDING)
-    changed = 0
-    for row in rows:  # at most one; save() keeps updated_at right
-        for name, value in changes.items():
-            setattr(row, name, value)
-        row.save(update_fields=[*changes, "updated_at"])
-        changed += 1
-    return changed
+    if stripe_object_id and stripe_object_id != row.stripe_object_id:
+        other = ledger_entry_by_object(kind=row.kind, stripe_object_id=stripe_object_id)
+        if other is not None and other.pk != row.pk:
+            changes = {"status": Status.CANCELED, "reason": f"{row.reason} [recorded as {other.idempotency_key}]"[:500]}
+        else:
+            changes["stripe_object_id"] = stripe_object_id
+    for name, value in changes.items():
+        setattr(row, name, value)
+    row.save(update_fields=[*changes, "updated_at"])  # save() keeps updated_at right
+    return 1
 
 
 def ledger_refund_status_set(*, stripe_refund_id: str, status: str) -> int:
-    """Stripe reported a refund's new status (pending -> succeeded / failed / canceled)."""
+    """Stripe reported a refund's new status (pending -> succeeded / failed / canceled, and a
+    succeeded refund that failed afterwards: succeeded -> failed). Call with the order locked."""
     changed = 0
-    for row in LedgerEntry.objects.filter(kind=Kind.REFUND, stripe_object_id=stripe_refund_id).exclude(status=status):
+    rows = LedgerEntry.objects.filter(kind=Kind.REFUND, stripe_object_id=stripe_refund_id).exclude(status=status)
+    for row in rows.exclude(status=Status.CANCELED):
         row.status = status
         row.save(update_fields=["status", "updated_at"])
         changed += 1

@@ -68,6 +68,16 @@ class LedgerEntryKind(models.TextChoices):
     CAPTURE = "capture"  # funds taken
     VOID = "void"  # authorization released (cancel, expiry, or the uncaptured rest of a partial capture)
     REFUND = "refund"
+    DISPUTE = "dispute"  # funds withdrawn by a dispute (chargeback)
+    DISPUTE_REVERSAL = "dispute_reversal"  # funds reinstated when the dispute was won
+
+
+class RefundReason(models.TextChoices):
+    """The reasons Stripe takes on a refund (``reason``; ``fraudulent`` also informs Radar)."""
+
+    REQUESTED_BY_CUSTOMER = "requested_by_customer"
+    DUPLICATE = "duplicate"
+    FRAUDULENT = "fraudulent"
 
 
 class LedgerEntryStatus(models.TextChoices):
@@ -82,8 +92,10 @@ class LedgerEntry(models.Model):
 
     Authorized / captured / refunded amounts are sums over these rows, never fields edited
     in place. ``idempotency_key`` is unique: recording the same Stripe fact twice (a webhook
-    retried, a double-submitted admin form) inserts nothing the second time. Only a refund's
-    ``status`` may change afterwards (pending -> succeeded/failed), as Stripe reports it.
+    retried, a double-submitted admin form) inserts nothing the second time. A Stripe object
+    is recorded once per kind (``stripe_object_id`` is unique per ``kind`` when set). Only
+    ``status`` changes afterwards: an operation in flight (``pending``) settles once Stripe's
+    outcome is known, and a refund may move as Stripe reports it (succeeded -> failed).
     """
 
     payment_intent_id = models.CharField(max_length=255, db_index=True)
@@ -97,12 +109,25 @@ class LedgerEntry(models.Model):
     actor = models.CharField(max_length=16, choices=Actor.choices, default=Actor.SYSTEM)
     actor_user_id = models.CharField(max_length=40, blank=True)
     reason = models.CharField(max_length=500, blank=True)
+    refund_reason = models.CharField(
+        max_length=32, choices=RefundReason.choices, blank=True, help_text="The reason sent to Stripe (refunds)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["created_at", "id"]
         verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "stripe_object_id"],
+                condition=~Q(stripe_object_id=""),
+                name="ledger_entry_one_row_per_stripe_object",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "updated_at"], condition=Q(status="pending"), name="ledger_entry_pending")
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} {self.currency_code} ({self.payment_intent_id})"

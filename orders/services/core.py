@@ -72,6 +72,7 @@ def _amounts(totals: ledger.LedgerTotals) -> dict[str, int]:
         "captured": totals.captured,
         "voided": totals.voided,
         "refunded": totals.refunded,
+        "disputed": totals.disputed,
     }
 
 
@@ -151,7 +152,11 @@ def _payment_status_follow(
     """Inside a transaction with the order locked: move payment_status to what the ledger says; one event."""
     after = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
     target = payment_status_for(
-        authorized=after.authorized, captured=after.captured, voided=after.voided, refunded=after.refunded
+        authorized=after.authorized,
+        captured=after.captured,
+        voided=after.voided,
+        refunded=after.refunded,
+        disputed=after.disputed,
     )
     payload = {"amounts_before": _amounts(before), "amounts_after": _amounts(after), **extra}
     path = transition_path(field="payment_status", current=order.payment_status, target=target)
@@ -177,7 +182,7 @@ def _placement_ledger(*, payment_intent: dict[str, Any], order_id: str, actor: s
             kind=LedgerEntryKind.AUTHORIZATION,
             amount=amount,
             currency_code=currency,
-            idempotency_key=f"pi:{pi_id}:authorization",
+            idempotency_key=ledger.key_authorization(payment_intent_id=pi_id),
             stripe_object_id=charge_id,
             actor=Actor.STRIPE,
         )
@@ -191,7 +196,7 @@ def _placement_ledger(*, payment_intent: dict[str, Any], order_id: str, actor: s
                 kind=LedgerEntryKind.CAPTURE,
                 amount=int(received) if isinstance(received, int) and received > 0 else amount,
                 currency_code=currency,
-                idempotency_key=f"charge:{charge_id}:capture" if charge_id else f"pi:{pi_id}:capture",
+                idempotency_key=ledger.key_capture(charge_id=charge_id, payment_intent_id=pi_id),
                 stripe_object_id=charge_id,
                 actor=Actor.STRIPE,
             )

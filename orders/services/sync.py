@@ -9,11 +9,12 @@ from typing import Any
 from django.db import transaction
 
 from orders import selectors
-from orders.models import Order
+from orders.models import Order, PaymentStatus
+from orders.services.cancellation import order_cancel_released
 from orders.services.core import _amounts, _event, _payment_status_follow, _refund_status, order_lock
-from payments import gateway, ledger
+from payments import disputes, gateway, ledger
 from payments.ledger import LedgerEntryData
-from payments.models import Actor, LedgerEntryKind, LedgerEntryStatus
+from payments.models import Actor, LedgerEntry, LedgerEntryKind, LedgerEntryStatus
 
 logger = logging.getLogger(__name__)
 
@@ -25,48 +26,60 @@ class _StripeFacts:
     charge_id: str
     authorized: int  # the charge's amount, once the card was authorized
     is_captured: bool
-    captured: int | None  # None: captured, amount not reported (localstripe has no amount_captured)
+    captured: int | None  # None: captured, amount not reported (no amount_captured on the charge)
     canceled: bool
-    refunds: list[dict[str, Any]]
+    refunds: list[dict[str, Any]]  # oldest first
+    disputes: list[dict[str, Any]]
 
 
-def _stripe_facts(*, intent: dict[str, Any], refunds: list[dict[str, Any]]) -> _StripeFacts:
+def _stripe_facts(*, intent: dict[str, Any]) -> _StripeFacts:
+    """Reads what the intent does not carry: its charge (if not expanded), refunds, disputes."""
     charge = intent.get("latest_charge")
     if isinstance(charge, str):
         charge = gateway.charge_retrieve(id=charge)
     charge = charge or {}
+    charge_id = str(charge.get("id") or "")
+    refunds = gateway.refund_list(payment_intent=intent["id"]) if charge_id else []
+    # Stripe lists newest first; the release of a partial capture is the oldest refund.
+    refunds = sorted(reversed(refunds), key=lambda refund: int(refund.get("created") or 0))
+    found_disputes = gateway.dispute_list(payment_intent=intent["id"]) if charge.get("disputed") else []
     authorized = int(charge.get("amount") or intent.get("amount") or 0) if charge.get("status") == "succeeded" else 0
     is_captured = bool(charge.get("captured")) and authorized > 0
     amount_captured = charge.get("amount_captured")
     return _StripeFacts(
-        charge_id=str(charge.get("id") or ""),
+        charge_id=charge_id,
         authorized=authorized,
         is_captured=is_captured,
         captured=(int(amount_captured) if isinstance(amount_captured, int) else None) if is_captured else 0,
         canceled=intent.get("status") == "canceled",
         refunds=refunds,
+        disputes=found_disputes,
     )
 
 
 def order_payment_sync(*, payment_intent_id: str, actor: str = Actor.STRIPE) -> Order | None:
-    """Re-read the PaymentIntent (charge, refunds) from Stripe and bring ledger and payment_status in line.
+    """Re-read the PaymentIntent (charge, refunds, disputes) from Stripe and bring ledger and
+    payment_status in line; cancel (and restock) an unfulfilled order whose authorization Stripe
+    released (expiry, the dashboard).
 
     Idempotent and order-independent (webhooks may arrive late, twice, or out of order): every
-    fact is keyed by the Stripe object it comes from. Returns None if no order has this
-    PaymentIntent (placement records its own rows). Calls Stripe: never inside a transaction.
+    fact is keyed by the Stripe object it comes from, and settles our own in-flight row for it
+    when there is one (matched by the ledger key we sent, or by the intent's state). Follows
+    backward changes too (a refund that failed after succeeding, funds reinstated). Returns
+    None if no order has this PaymentIntent (placement records its own rows). Calls Stripe:
+    never inside a transaction.
     """
     order = selectors.order_get_by_payment_intent(payment_intent_id=payment_intent_id)
     if order is None:
         return None
     intent = gateway.payment_intent_retrieve(id=payment_intent_id)
-    refunds = gateway.refund_list(payment_intent=payment_intent_id) if gateway.latest_charge_id(intent) else []
-    facts = _stripe_facts(intent=intent, refunds=refunds)
+    facts = _stripe_facts(intent=intent)
     with transaction.atomic():
         order = order_lock(order_id=order.id)
         before = ledger.ledger_totals(payment_intent_id=payment_intent_id)
         entries = _sync_entries(order=order, facts=facts, before=before)
         ledger.ledger_entries_record(entries=entries)
-        for refund in refunds:
+        for refund in facts.refunds:
             ledger.ledger_refund_status_set(stripe_refund_id=refund["id"], status=_refund_status(refund))
         after = _payment_status_follow(
             order=order, before=before, actor=actor, user_id=None, event_type="payment_synced", extra={}
@@ -74,27 +87,46 @@ def order_payment_sync(*, payment_intent_id: str, actor: str = Actor.STRIPE) -> 
     if _amounts(before) != _amounts(after):
         logger.info(
             "order.payment_synced order_id=%s payment_intent_id=%s authorized=%s captured=%s voided=%s refunded=%s "
-            "currency=%s payment_status=%s actor=%s",
-            order.id,
-            payment_intent_id,
-            after.authorized,
-            after.captured,
-            after.voided,
-            after.refunded,
-            order.currency_code,
-            order.payment_status,
-            actor,
+            "disputed=%s currency=%s payment_status=%s actor=%s",
+            *(order.id, payment_intent_id, after.authorized, after.captured, after.voided, after.refunded),
+            *(after.disputed, order.currency_code, order.payment_status, actor),
+        )
+    for dispute in facts.disputes:  # the dispute events may have been lost: Stripe's objects say it all
+        change = disputes.dispute_upsert_from_stripe(
+            dispute=dispute,
+            payment_intent_id=payment_intent_id,
+            order_id=order.id,
+            funds_withdrawn=disputes.dispute_funds_withdrawn(dispute=dispute),
+            funds_reinstated=disputes.dispute_funds_reinstated(dispute=dispute),
+        )
+        if not change.is_noop:
+            order = order_dispute_record(
+                order_id=order.id, dispute_id=change.dispute.stripe_dispute_id, created=change.created,
+                changed=change.changed, actor=actor,
+            )
+    if order.payment_status == PaymentStatus.CANCELED:
+        order, _ = order_cancel_released(
+            order_id=order.id, actor=actor, user_id=None, reason=f"authorization {intent.get('cancellation_reason') or 'canceled'} at Stripe"
         )
     return order
+
+
+def _settle_pending(*, pending: list[LedgerEntry], kind: str, status: str, stripe_object_id: str = "") -> LedgerEntry | None:
+    """Settle our oldest in-flight row of ``kind`` with a fact Stripe shows; None if there is none."""
+    for row in pending:
+        if row.kind == kind and row.status == LedgerEntryStatus.PENDING:
+            ledger.ledger_entry_settle(idempotency_key=row.idempotency_key, status=status, stripe_object_id=stripe_object_id)
+            row.status = status
+            return row
+    return None
 
 
 def _sync_entries(*, order: Order, facts: _StripeFacts, before: ledger.LedgerTotals) -> list[LedgerEntryData]:
     """The ledger rows Stripe's facts imply that are not recorded yet (settles our in-flight rows)."""
     pi_id, charge_id = order.payment_intent_id, facts.charge_id
     recorded = ledger.ledger_recorded_object_ids(payment_intent_id=pi_id)
-    pending = {
-        e.kind: e for e in ledger.ledger_entries(payment_intent_id=pi_id).filter(status=LedgerEntryStatus.PENDING)
-    }
+    pending = ledger.ledger_entries_pending(payment_intent_id=pi_id)
+    by_key = {row.idempotency_key: row for row in ledger.ledger_entries(payment_intent_id=pi_id)}
     common: dict[str, Any] = {
         "payment_intent_id": pi_id,
         "order_id": order.id,
@@ -108,7 +140,7 @@ def _sync_entries(*, order: Order, facts: _StripeFacts, before: ledger.LedgerTot
             LedgerEntryData(
                 kind=LedgerEntryKind.AUTHORIZATION,
                 amount=facts.authorized,
-                idempotency_key=f"pi:{pi_id}:authorization",
+                idempotency_key=ledger.key_authorization(payment_intent_id=pi_id),
                 stripe_object_id=charge_id,
                 **common,
             )
@@ -116,69 +148,123 @@ def _sync_entries(*, order: Order, facts: _StripeFacts, before: ledger.LedgerTot
 
     captured = before.captured
     if facts.is_captured and charge_id not in recorded.get(LedgerEntryKind.CAPTURE, set()):
-        in_flight = pending.get(LedgerEntryKind.CAPTURE)
-        if in_flight is not None:  # our capture reached Stripe; the process died before settling it
-            ledger.ledger_entry_settle(
-                idempotency_key=in_flight.idempotency_key, status=LedgerEntryStatus.SUCCEEDED, stripe_object_id=charge_id
-            )
-            captured = in_flight.amount
+        # our capture reached Stripe (its answer was lost, or the process died before settling it)
+        ours = _settle_pending(
+            pending=pending, kind=LedgerEntryKind.CAPTURE, status=LedgerEntryStatus.SUCCEEDED, stripe_object_id=charge_id
+        )
+        if ours is not None:
+            captured = facts.captured if facts.captured is not None else ours.amount
+            if facts.captured is not None and facts.captured != ours.amount:
+                logger.error(
+                    "staff_alert kind=capture_amount_differs order_id=%s payment_intent_id=%s ledger=%s stripe=%s",
+                    *(order.id, pi_id, ours.amount, facts.captured),
+                )
         else:  # captured outside this system (e.g. the Stripe dashboard)
             captured = facts.captured if facts.captured is not None else authorized
             entries.append(
                 LedgerEntryData(
                     kind=LedgerEntryKind.CAPTURE,
                     amount=captured,
-                    idempotency_key=f"charge:{charge_id}:capture",
+                    idempotency_key=ledger.key_capture(charge_id=charge_id, payment_intent_id=pi_id),
                     stripe_object_id=charge_id,
                     **common,
                 )
             )
+    elif facts.is_captured and facts.captured is not None:
+        captured = facts.captured
 
     # The part of the authorization that will never be captured: the rest of a partial
-    # capture, or everything when the intent was canceled before any capture.
+    # capture, or everything when the intent was canceled (or expired) before any capture.
     rest = (authorized - captured) if facts.is_captured else (authorized if facts.canceled else 0)
-    release_refund_id = ""
-    if rest > 0:
-        # Stripe (and localstripe) may show that released rest as a refund without our
-        # metadata: that refund is the void, not money returned to the customer.
-        for refund in facts.refunds:
-            if not (refund.get("metadata") or {}).get("order_id") and int(refund.get("amount") or 0) == rest:
-                release_refund_id = refund["id"]
-                break
-        if not before.voided:
+    void_row = by_key.get(ledger.key_void(payment_intent_id=pi_id))
+    release_refund_id = void_row.stripe_object_id if void_row is not None else ""
+    if rest > 0 and not release_refund_id:
+        # Stripe shows that released rest as a refund without our metadata, made when the
+        # capture (or cancel) happened: the oldest such refund of that amount. A refund made
+        # later in the dashboard, even of the same amount, is money returned to the cardholder.
+        release_refund_id = next(
+            (
+                refund["id"]
+                for refund in facts.refunds
+                if not (refund.get("metadata") or {}).get("ledger_key") and int(refund.get("amount") or 0) == rest
+                and refund["id"] not in recorded.get(LedgerEntryKind.REFUND, set())
+            ),
+            "",
+        )
+    if rest > 0 and not before.voided:
+        if facts.canceled and not facts.is_captured and _settle_pending(
+            pending=pending, kind=LedgerEntryKind.VOID, status=LedgerEntryStatus.SUCCEEDED
+        ):
+            pass  # our cancel reached Stripe
+        else:
             entries.append(
                 LedgerEntryData(
                     kind=LedgerEntryKind.VOID,
                     amount=rest,
-                    idempotency_key=f"pi:{pi_id}:void",
+                    idempotency_key=ledger.key_void(payment_intent_id=pi_id),
                     stripe_object_id=release_refund_id,
                     **common,
                 )
             )
+    elif release_refund_id and void_row is not None and not void_row.stripe_object_id:
+        ledger.ledger_entry_void_object_set(payment_intent_id=pi_id, stripe_object_id=release_refund_id)
 
     for refund in facts.refunds:
         refund_id = refund["id"]
         if refund_id == release_refund_id or refund_id in recorded.get(LedgerEntryKind.REFUND, set()):
-            continue
+            continue  # known: its status follows in order_payment_sync
         if refund_id in recorded.get(LedgerEntryKind.VOID, set()):
             continue
-        ours = (refund.get("metadata") or {}).get("ledger_key")
-        in_flight = pending.get(LedgerEntryKind.REFUND)
-        if ours and in_flight is not None and in_flight.idempotency_key == ours:
-            ledger.ledger_entry_settle(idempotency_key=ours, status=_refund_status(refund), stripe_object_id=refund_id)
-            continue
+        ours = by_key.get(str((refund.get("metadata") or {}).get("ledger_key") or ""))
+        if ours is not None and ours.kind == LedgerEntryKind.REFUND:
+            if ours.status == LedgerEntryStatus.PENDING:  # our refund reached Stripe; its answer was lost
+                ledger.ledger_entry_settle(
+                    idempotency_key=ours.idempotency_key, status=_refund_status(refund), stripe_object_id=refund_id
+                )
+                continue
+            if not ours.stripe_object_id:
+                logger.error(
+                    "staff_alert kind=refund_settled_without_object order_id=%s key=%s refund=%s status=%s",
+                    *(order.id, ours.idempotency_key, refund_id, ours.status),
+                )
         entries.append(
             LedgerEntryData(
                 kind=LedgerEntryKind.REFUND,
                 amount=int(refund.get("amount") or 0),
-                idempotency_key=f"refund:{refund_id}",
+                idempotency_key=ledger.key_refund(refund_id=refund_id),
                 stripe_object_id=refund_id,
                 status=_refund_status(refund),
                 **common,
             )
         )
+
     return entries
 
+
+def _dispute_entries(*, order: Order, dispute_id: str, amount: int, withdrawn: bool, reinstated: bool) -> list[LedgerEntryData]:
+    """The funds a dispute moved: withdrawn when it opened, reinstated if it was won."""
+    common: dict[str, Any] = {
+        "payment_intent_id": order.payment_intent_id,
+        "order_id": order.id,
+        "currency_code": order.currency_code,
+        "actor": Actor.STRIPE,
+        "amount": amount,
+        "stripe_object_id": dispute_id,
+    }
+    entries: list[LedgerEntryData] = []
+    if amount > 0 and withdrawn:
+        entries.append(
+            LedgerEntryData(kind=LedgerEntryKind.DISPUTE, idempotency_key=ledger.key_dispute(dispute_id=dispute_id), **common)
+        )
+        if reinstated:
+            entries.append(
+                LedgerEntryData(
+                    kind=LedgerEntryKind.DISPUTE_REVERSAL,
+                    idempotency_key=ledger.key_dispute(dispute_id=dispute_id, reinstated=True),
+                    **common,
+                )
+            )
+    return entries
 
 
 # --- Disputes (webhooks, issue 5) ---------------------------------------------------------------
@@ -187,12 +273,12 @@ def _sync_entries(*, order: Order, facts: _StripeFacts, before: ledger.LedgerTot
 def order_dispute_record(
     *, order_id: str, dispute_id: str, created: bool, changed: list[str], actor: str = Actor.STRIPE
 ) -> Order:
-    """A dispute on the order's payment was opened or changed (payments.disputes): one order event.
+    """A dispute on the order's payment was opened or changed (payments.disputes): one order event,
+    and the funds it withdrew or reinstated in the ledger (and so in payment_status).
 
-    Fulfillment stays on hold while ``payments.disputes.dispute_open_for_payment_intent`` is true.
+    Fulfillment and refunds stay on hold while ``payments.disputes.dispute_open_for_payment_intent``
+    is true.
     """
-    from payments import disputes
-
     dispute = disputes.dispute_get(stripe_dispute_id=dispute_id)
     if created:
         event_type = "dispute_opened"
@@ -215,6 +301,19 @@ def order_dispute_record(
     with transaction.atomic():
         order = order_lock(order_id=order_id)
         _event(order=order, type=event_type, actor=actor, user_id=None, payload=payload).save()
+        before = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
+        entries = _dispute_entries(
+            order=order,
+            dispute_id=dispute.stripe_dispute_id,
+            amount=dispute.amount,
+            withdrawn=dispute.funds_withdrawn,
+            reinstated=dispute.funds_reinstated,
+        )
+        if entries:
+            ledger.ledger_entries_record(entries=entries)
+            _payment_status_follow(
+                order=order, before=before, actor=actor, user_id=None, event_type="dispute_funds_moved", extra=payload
+            )
     logger.info(
         "order.%s order_id=%s dispute_id=%s status=%s amount=%s currency=%s",
         event_type,

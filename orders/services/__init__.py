@@ -8,7 +8,9 @@
   ``order_orphan_payment_release`` for a second PaymentIntent of a completed cart): the
   money is released, the session retired and a CheckoutIncident filed
 * ``payment_ops``: staff ``order_payment_capture`` / ``_cancel`` (restocks an unfulfilled
-  order) / ``_refund``
+  order) / ``_refund``; an operation whose Stripe outcome is unknown stays pending and
+  ``payment_operation_resume`` / ``payment_operations_resume`` (beat) finish it with the same key
+* ``cancellation``: ``order_cancel_released`` (staff cancel, or Stripe released the authorization)
 * ``sync``: ``order_payment_sync`` (ledger and payment_status follow Stripe),
   ``order_dispute_record``
 * ``confirmation``: ``order_confirmation_send``, ``order_confirmations_resend`` (beat)
@@ -16,8 +18,15 @@
 
 from orders.services.confirmation import order_confirmation_send, order_confirmations_resend
 from orders.services.core import ORDER_COUNTER, InvalidTransition, order_lock, order_transition
-from orders.services.incidents import order_orphan_payment_release
-from orders.services.payment_ops import order_payment_cancel, order_payment_capture, order_payment_refund
+from orders.services.incidents import checkout_incident_release_retry, order_orphan_payment_release
+from orders.services.payment_ops import (
+    PaymentOperationPending,
+    order_payment_cancel,
+    order_payment_capture,
+    order_payment_refund,
+    payment_operation_resume,
+    payment_operations_resume,
+)
 from orders.services.placement import (
     AUTHORIZATION_VALIDITY,
     AUTHORIZED_STATUSES,
@@ -31,6 +40,8 @@ __all__ = [
     "AUTHORIZED_STATUSES",
     "ORDER_COUNTER",
     "InvalidTransition",
+    "PaymentOperationPending",
+    "checkout_incident_release_retry",
     "order_complete_cart",
     "order_confirmation_send",
     "order_confirmations_resend",
@@ -43,4 +54,6 @@ __all__ = [
     "order_payment_sync",
     "order_place",
     "order_transition",
+    "payment_operation_resume",
+    "payment_operations_resume",
 ]

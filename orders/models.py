@@ -150,6 +150,8 @@ class CheckoutIncidentKind(models.TextChoices):
     INSUFFICIENT_INVENTORY = "insufficient_inventory"
     # A second paid PaymentIntent of a cart whose order another PaymentIntent pays.
     ORPHAN_PAYMENT = "orphan_payment"
+    # The cart changed after its PaymentIntent was authorized (amount or currency differ).
+    AMOUNT_MISMATCH = "amount_mismatch"
 
 
 class CheckoutIncidentResolution(models.TextChoices):
@@ -160,8 +162,9 @@ class CheckoutIncidentResolution(models.TextChoices):
 
 
 class CheckoutIncident(models.Model):
-    """A paid PaymentIntent that no order holds (stock ran out after authorization, or a second
-    payment of a cart that has its order): the money was released or staff must release it."""
+    """A paid PaymentIntent that no order holds (stock ran out after authorization, the cart
+    changed after authorization, or a second payment of a cart that has its order): the money
+    was released, or reconciliation retries releasing it (``action_failed``) and staff may."""
 
     kind = models.CharField(max_length=32, choices=CheckoutIncidentKind.choices)
     cart_id = models.CharField(max_length=40, db_index=True)

@@ -7,9 +7,13 @@ result does not depend on which event arrived first, or how often:
 
 * paid (``requires_capture``/``succeeded``) and no order -> ``order_place`` (the same
   placement service as the storefront's ``complete``; if the cart can no longer be
-  fulfilled it cancels or refunds the payment itself), then ``order_payment_sync``; if the
+  fulfilled, or its total no longer matches the authorized amount, it cancels or refunds the
+  payment itself and files a CheckoutIncident), then ``order_payment_sync``; if the
   cart's order turns out to be paid by *another* PaymentIntent, this one's money is released
   (``order_orphan_payment_release``: cancel or refund, CheckoutIncident, staff alert);
+* paid, no order, and a CheckoutIncident on file: skipped once the money was released; an
+  ``action_failed`` incident (the cancel/refund failed, e.g. Stripe down) is retried with the
+  same idempotency keys (``checkout_incident_release_retry``) until it goes through;
 * an order exists -> ``order_payment_sync`` (captures, refunds, voids from Stripe into the
   ledger and ``payment_status``);
 * not paid, no order -> the payment session follows the intent (``payment_session_fail``
@@ -33,6 +37,7 @@ from common import metrics
 from common.errors import ApplicationError, Conflict, ProviderUnavailable, ServiceUnavailable
 from orders import selectors as order_selectors
 from orders import services as order_services
+from orders.models import CheckoutIncidentResolution
 from payments import disputes, gateway, ledger
 from payments import selectors as payment_selectors
 from payments import services as payment_services
@@ -65,6 +70,7 @@ class Outcome:
     payment_intent_id: str
     # order_created | order_updated | session_updated | session_failed | unchanged | ignored | unfulfillable
     # | orphan_released (a second paid intent of a completed cart: canceled or refunded, incident filed)
+    # | incident_released (an action_failed incident's money released on a retry)
     action: str
     order_id: str = ""
     detail: str = ""
@@ -78,6 +84,7 @@ class Outcome:
             "session_failed",
             "unfulfillable",
             "orphan_released",
+            "incident_released",
         )
 
     def describe(self) -> str:
@@ -95,11 +102,12 @@ def _order_snapshot(order_id: str, payment_intent_id: str) -> tuple[Any, ...]:
     return (order.status, order.payment_status, order.fulfillment_status, totals)
 
 
-def _has_incident(*, session: PaymentSession, payment_intent_id: str) -> bool:
-    return any(
-        incident.payment_intent_id == payment_intent_id
+def _incidents(*, session: PaymentSession, payment_intent_id: str) -> list[Any]:
+    return [
+        incident
         for incident in order_selectors.checkout_incidents(cart_id=session.cart_id)
-    )
+        if incident.payment_intent_id == payment_intent_id
+    ]
 
 
 def payment_intent_reconcile(*, payment_intent_id: str, actor: str = Actor.STRIPE) -> Outcome:
@@ -123,8 +131,18 @@ def _converge(*, session: PaymentSession, payment_intent: dict[str, Any], actor:
     status = payment_intent.get("status")
     order = order_selectors.order_get_by_payment_intent(payment_intent_id=payment_intent_id)
 
+    incidents = _incidents(session=session, payment_intent_id=payment_intent_id) if order is None else []
+    if any(i.resolution == CheckoutIncidentResolution.ACTION_FAILED for i in incidents):
+        # Releasing its money failed (Stripe unreachable or refusing at the time; or it went
+        # through and the answer was lost, then the intent shows canceled): try again, same keys.
+        incident = order_services.checkout_incident_release_retry(payment_intent=payment_intent, actor=actor)
+        if incident is not None and incident.resolution != CheckoutIncidentResolution.ACTION_FAILED:
+            return Outcome(payment_intent_id, "incident_released", detail=f"resolution={incident.resolution}")
+        if status in PAID_STATUSES or incident is not None:
+            return Outcome(payment_intent_id, "unchanged", detail="checkout incident on file (release failed again)")
+
     if order is None and status in PAID_STATUSES:
-        if _has_incident(session=session, payment_intent_id=payment_intent_id):
+        if incidents:
             return Outcome(payment_intent_id, "unchanged", detail="checkout incident on file (payment released)")
         try:
             order, created = order_services.order_place(
@@ -133,9 +151,9 @@ def _converge(*, session: PaymentSession, payment_intent: dict[str, Any], actor:
         except ApplicationError as exc:
             if is_transient(exc):
                 raise
-            if exc.code == "insufficient_inventory":
+            if exc.code in ("insufficient_inventory", "amount_mismatch"):
                 # order_place released the payment (cancel or refund), retired its session and
-                # filed a CheckoutIncident.
+                # filed a CheckoutIncident (out of stock, or the cart changed after authorization).
                 return Outcome(payment_intent_id, "unfulfillable", detail=exc.message)
             raise NeedsAttention(
                 f"Paid PaymentIntent {payment_intent_id} (cart {session.cart_id}) cannot become an order: "

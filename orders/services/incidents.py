@@ -1,5 +1,11 @@
 """Paid but no order of its own: release the money (cancel or refund), file a CheckoutIncident for staff.
 
+Out of stock at completion (``_oversold``), the cart changed after its authorization
+(``_amount_mismatch``), or a second PaymentIntent of a completed cart
+(``order_orphan_payment_release``). A release that failed (Stripe unreachable or refusing)
+is an ``action_failed`` incident that reconciliation retries with the same keys
+(``checkout_incident_release_retry``).
+
 Every function here runs outside any transaction (it calls Stripe) with deterministic
 idempotency keys, and writes its rows in a short transaction afterwards.
 """
@@ -34,67 +40,115 @@ from payments.models import Actor, LedgerEntryKind, LedgerEntryStatus, PaymentSe
 logger = logging.getLogger(__name__)
 
 
-def _oversold(
-    *, cart_id: str, since: datetime, payment_intent: dict[str, Any], error: InsufficientInventory, actor: str
-) -> None:
-    """Paid but not fulfillable: release the money, tell staff, give the cart back. Outside any transaction."""
+# What each kind of unplaceable payment's release keys are named after (``pi:{pi}:cancel:{tag}``).
+_RELEASE_TAGS = {
+    CheckoutIncidentKind.INSUFFICIENT_INVENTORY: "oos",
+    CheckoutIncidentKind.AMOUNT_MISMATCH: "amount_mismatch",
+}
+
+
+def _release_keys(*, payment_intent_id: str, kind: str) -> tuple[str, str]:
+    """The (cancel, refund) idempotency keys of releasing this intent's money for ``kind``: one
+    name per release, so a retry (reconciliation) sends the same key as the first attempt."""
+    tag = _RELEASE_TAGS[kind]
+    return f"pi:{payment_intent_id}:cancel:{tag}", f"pi:{payment_intent_id}:refund:{tag}"
+
+
+def _release_call(
+    *, payment_intent: dict[str, Any], cart_id: str, kind: str
+) -> tuple[str, list[LedgerEntryData], str]:
+    """Cancel the authorization or refund the payment; outside any transaction.
+
+    Returns (resolution, the ledger rows of the release, the refusal's error code or "").
+    An intent that Stripe shows canceled already (a retry after an answer that was lost) is
+    released; anything Stripe refuses, or an unreachable Stripe, is ``action_failed``.
+    """
     pi_id = payment_intent["id"]
     amount = int(payment_intent["amount"])
     currency = str(payment_intent["currency"]).lower()
-    entries: list[LedgerEntryData] = []
-    detail = error.message
+    cancel_key, refund_key = _release_keys(payment_intent_id=pi_id, kind=kind)
+    void = LedgerEntryData(
+        payment_intent_id=pi_id,
+        kind=LedgerEntryKind.VOID,
+        amount=amount,
+        currency_code=currency,
+        idempotency_key=f"pi:{pi_id}:void",
+        actor=Actor.SYSTEM,
+        reason=kind,
+    )
+    status = payment_intent.get("status")
     try:
-        if payment_intent.get("status") == "requires_capture":
-            gateway.payment_intent_cancel(id=pi_id, idempotency_key=f"pi:{pi_id}:cancel:oos")
-            resolution = CheckoutIncidentResolution.PAYMENT_CANCELED
-            entries.append(
-                LedgerEntryData(
-                    payment_intent_id=pi_id,
-                    kind=LedgerEntryKind.VOID,
-                    amount=amount,
-                    currency_code=currency,
-                    idempotency_key=f"pi:{pi_id}:void",
-                    actor=Actor.SYSTEM,
-                    reason="insufficient_inventory",
-                )
-            )
-        else:
-            result = gateway.refund_create(
-                payment_intent=pi_id,
-                metadata={"cart_id": cart_id, "reason": "insufficient_inventory"},
-                idempotency_key=f"pi:{pi_id}:refund:oos",
-            )
-            resolution = CheckoutIncidentResolution.PAYMENT_REFUNDED
-            entries.append(
-                LedgerEntryData(
-                    payment_intent_id=pi_id,
-                    kind=LedgerEntryKind.REFUND,
-                    amount=int(result.get("amount") or amount),
-                    currency_code=currency,
-                    idempotency_key=f"refund:{result['id']}",
-                    stripe_object_id=str(result["id"]),
-                    status=_refund_status(result),
-                    actor=Actor.SYSTEM,
-                    reason="insufficient_inventory",
-                )
-            )
+        if status == "canceled":
+            return CheckoutIncidentResolution.PAYMENT_CANCELED, [void], ""
+        if status == "requires_capture":
+            gateway.payment_intent_cancel(id=pi_id, idempotency_key=cancel_key)
+            return CheckoutIncidentResolution.PAYMENT_CANCELED, [void], ""
+        result = gateway.refund_create(
+            payment_intent=pi_id, metadata={"cart_id": cart_id, "reason": kind}, idempotency_key=refund_key
+        )
     except ApplicationError as exc:
-        resolution = CheckoutIncidentResolution.ACTION_FAILED
-        detail = f"{detail} Releasing the payment failed ({exc.code}); staff must cancel or refund {pi_id}."
+        return CheckoutIncidentResolution.ACTION_FAILED, [], exc.code
+    refund = LedgerEntryData(
+        payment_intent_id=pi_id,
+        kind=LedgerEntryKind.REFUND,
+        amount=int(result.get("amount") or amount),
+        currency_code=currency,
+        idempotency_key=f"refund:{result['id']}",
+        stripe_object_id=str(result["id"]),
+        status=_refund_status(result),
+        actor=Actor.SYSTEM,
+        reason=kind,
+    )
+    return CheckoutIncidentResolution.PAYMENT_REFUNDED, [refund], ""
+
+
+def _release_record(*, payment_intent: dict[str, Any], entries: list[LedgerEntryData], actor: str) -> None:
+    """Inside a transaction: the authorization and its release in the ledger, the session retired.
+
+    The money is back with the shopper: the next payment-session call creates a fresh
+    PaymentIntent (a refunded intent still says "succeeded", and a canceled one cannot be paid
+    again).
+    """
+    ledger.ledger_entries_record(
+        entries=[*_placement_ledger(payment_intent=payment_intent, order_id="", actor=actor), *entries]
+    )
+    payment_services.payment_session_release(
+        payment_intent_id=payment_intent["id"], status=PaymentSessionStatus.CANCELED
+    )
+
+
+def _unplaceable(
+    *,
+    cart_id: str,
+    since: datetime,
+    payment_intent: dict[str, Any],
+    error: ApplicationError,
+    kind: str,
+    actor: str,
+) -> None:
+    """Paid but it cannot become the cart's order (out of stock, or the cart changed after the
+    authorization): release the money, tell staff, give the cart back. Outside any transaction.
+
+    ``error`` is the answer the caller raises next; its message says what happened to the money.
+    """
+    pi_id = payment_intent["id"]
+    amount = int(payment_intent["amount"])
+    currency = str(payment_intent["currency"]).lower()
+    resolution, entries, refusal = _release_call(payment_intent=payment_intent, cart_id=cart_id, kind=kind)
+    detail = error.message
+    if refusal:
+        detail = (
+            f"{detail} Releasing the payment failed ({refusal}); reconciliation retries it, "
+            f"else staff must cancel or refund {pi_id}."
+        )
     with transaction.atomic():
         if entries:
-            ledger.ledger_entries_record(
-                entries=[*_placement_ledger(payment_intent=payment_intent, order_id="", actor=actor), *entries]
-            )
-            # The money is back with the shopper: retire the session, so that the next
-            # payment-session call creates a fresh PaymentIntent (a refunded intent still says
-            # "succeeded", and a canceled one cannot be paid again).
-            payment_services.payment_session_release(payment_intent_id=pi_id, status=PaymentSessionStatus.CANCELED)
+            _release_record(payment_intent=payment_intent, entries=entries, actor=actor)
         CheckoutIncident.objects.create(
-            kind=CheckoutIncidentKind.INSUFFICIENT_INVENTORY,
+            kind=kind,
             cart_id=cart_id,
             payment_intent_id=pi_id,
-            variant_id=error.param or "",
+            variant_id=(error.param or "") if kind == CheckoutIncidentKind.INSUFFICIENT_INVENTORY else "",
             amount=amount,
             currency_code=currency,
             resolution=resolution,
@@ -102,10 +156,12 @@ def _oversold(
             actor=actor,
         )
     cart_completion.cart_completion_abort(cart_id=cart_id, since=since)
-    catalog_services.stock_release(cart_id=cart_id)
+    if kind == CheckoutIncidentKind.INSUFFICIENT_INVENTORY:
+        catalog_services.stock_release(cart_id=cart_id)  # the shopper must lower the quantity first
     logger.warning(
-        "checkout.incident kind=insufficient_inventory cart_id=%s payment_intent_id=%s variant_id=%s "
+        "checkout.incident kind=%s cart_id=%s payment_intent_id=%s variant_id=%s "
         "amount=%s currency=%s resolution=%s actor=%s",
+        kind,
         cart_id,
         pi_id,
         error.param or "",
@@ -119,6 +175,88 @@ def _oversold(
         CheckoutIncidentResolution.PAYMENT_REFUNDED: " Your payment was refunded.",
     }.get(resolution, "")
     error.message = f"{error.message} No order was placed.{outcome}"
+
+
+def _oversold(
+    *, cart_id: str, since: datetime, payment_intent: dict[str, Any], error: InsufficientInventory, actor: str
+) -> None:
+    """Paid but not fulfillable: release the money, tell staff, give the cart back. Outside any transaction."""
+    _unplaceable(
+        cart_id=cart_id,
+        since=since,
+        payment_intent=payment_intent,
+        error=error,
+        kind=CheckoutIncidentKind.INSUFFICIENT_INVENTORY,
+        actor=actor,
+    )
+
+
+def _amount_mismatch(
+    *, cart_id: str, since: datetime, payment_intent: dict[str, Any], error: ApplicationError, actor: str
+) -> None:
+    """The cart changed after its payment was authorized: that PaymentIntent can no longer be
+    the cart's order (an authorized amount cannot be changed), so its money is released like an
+    oversold cart's; the shopper pays the new total with a fresh PaymentIntent."""
+    _unplaceable(
+        cart_id=cart_id,
+        since=since,
+        payment_intent=payment_intent,
+        error=error,
+        kind=CheckoutIncidentKind.AMOUNT_MISMATCH,
+        actor=actor,
+    )
+
+
+# --- Retrying a release that failed -----------------------------------------------------------
+
+
+def checkout_incident_release_retry(
+    *, payment_intent: dict[str, Any], actor: str = Actor.SYSTEM
+) -> CheckoutIncident | None:
+    """Reconciliation: release again the money of an ``action_failed`` incident (out of stock or
+    amount mismatch), with the same idempotency keys as the first attempt. Calls Stripe: never
+    inside a transaction.
+
+    Returns the incident (its ``resolution`` updated when the release went through now), or
+    ``None`` when the intent has no such incident. Idempotent: a concurrent retry finds the
+    incident resolved under its row lock and records nothing twice (the ledger keys are unique).
+    """
+    pi_id = payment_intent["id"]
+    incident = (
+        CheckoutIncident.objects.filter(
+            payment_intent_id=pi_id, kind__in=tuple(_RELEASE_TAGS), resolution=CheckoutIncidentResolution.ACTION_FAILED
+        )
+        .order_by("created_at")
+        .first()
+    )
+    if incident is None:
+        return None
+    resolution, entries, refusal = _release_call(
+        payment_intent=payment_intent, cart_id=incident.cart_id, kind=incident.kind
+    )
+    if resolution == CheckoutIncidentResolution.ACTION_FAILED:
+        logger.warning(
+            "checkout.incident_release_failed incident_id=%s payment_intent_id=%s code=%s", incident.pk, pi_id, refusal
+        )
+        return incident
+    with transaction.atomic():
+        incident = CheckoutIncident.objects.select_for_update().get(pk=incident.pk)
+        if incident.resolution != CheckoutIncidentResolution.ACTION_FAILED:
+            return incident  # another retry recorded it first
+        _release_record(payment_intent=payment_intent, entries=entries, actor=actor)
+        incident.resolution = resolution
+        incident.detail = f"{incident.detail} Released by reconciliation ({resolution}).".strip()[:500]
+        incident.save(update_fields=["resolution", "detail"])
+    logger.warning(
+        "checkout.incident_released incident_id=%s kind=%s cart_id=%s payment_intent_id=%s resolution=%s actor=%s",
+        incident.pk,
+        incident.kind,
+        incident.cart_id,
+        pi_id,
+        resolution,
+        actor,
+    )
+    return incident
 
 
 # --- A second PaymentIntent of a completed cart -----------------------------------------------

@@ -13,7 +13,9 @@ the exactly-once argument):
    stock, write ledger rows and events, mark the cart completed. All or nothing.
 
 Any failure after step 1 puts the cart back to ``active`` (only if this attempt still owns
-it). No lock is ever held across a Stripe call; every Stripe write has a deterministic
+it). A paid intent that cannot become the order (out of stock, or the cart total no longer
+matches the authorized amount) is released: cancel or refund, CheckoutIncident, session
+retired (``orders.services.incidents``). No lock is ever held across a Stripe call; every Stripe write has a deterministic
 idempotency key.
 """
 
@@ -40,7 +42,7 @@ from common.errors import Conflict, Gone, InsufficientInventory, NotFound, Payme
 from orders import selectors
 from orders.models import FulfillmentStatus, Order, OrderEvent, OrderLine, OrderStatus, PaymentStatus
 from orders.services.core import InvalidTransition, _display_id_next, _event, _placement_ledger
-from orders.services.incidents import _oversold
+from orders.services.incidents import _amount_mismatch, _oversold
 from orders.transitions import transition_allowed
 from payments import gateway, ledger
 from payments import selectors as payment_selectors
@@ -52,6 +54,12 @@ logger = logging.getLogger(__name__)
 AUTHORIZED_STATUSES = frozenset({"requires_capture", "succeeded"})
 # Stripe holds a card authorization for 7 days unless the charge says otherwise.
 AUTHORIZATION_VALIDITY = timedelta(days=7)
+
+
+class AmountMismatch(Unprocessable):
+    """The cart changed after its PaymentIntent was authorized: the payment is released (422)."""
+
+    code = "amount_mismatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +119,11 @@ def order_place(
     except InsufficientInventory as exc:
         assert payment_intent is not None
         _oversold(cart_id=cart_id, since=since, payment_intent=payment_intent, error=exc, actor=actor)
+        raise
+    except AmountMismatch as exc:
+        # An authorized amount cannot change: this PaymentIntent can never be the cart's order.
+        assert payment_intent is not None
+        _amount_mismatch(cart_id=cart_id, since=since, payment_intent=payment_intent, error=exc, actor=actor)
         raise
     except BaseException:
         cart_completion.cart_completion_abort(cart_id=cart_id, since=since)
@@ -244,10 +257,9 @@ def _order_create_locked(
     totals = cart_selectors.cart_totals(cart=cart)
     pi_amount, pi_currency = int(payment_intent["amount"]), str(payment_intent["currency"]).lower()
     if pi_amount != totals.total or pi_currency != cart.currency_code:
-        raise Unprocessable(
+        raise AmountMismatch(
             f"The cart total ({totals.total} {cart.currency_code}) differs from the authorized payment "
             f"({pi_amount} {pi_currency}). Refresh the payment session.",
-            code="amount_mismatch",
             param="payment_intent_id",
         )
     quantities: dict[str, int] = {}

@@ -130,3 +130,144 @@ def test_beat_runs_the_after_sale_sweeps(settings: Any) -> None:
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert {"orders.resend_confirmations", "orders.resume_payment_operations", "webhooks.reconcile_payments"} <= tasks
     assert {"orders.resend_confirmations", "orders.resume_payment_operations"} <= set(app.tasks)
+
+
+# --- Row 7: a cart changed after authorization ---------------------------------------------------
+
+from carts import selectors as cart_selectors  # noqa: E402
+from carts import services as cart_services  # noqa: E402
+from carts.models import Cart, CartStatus  # noqa: E402
+from orders.models import CheckoutIncident  # noqa: E402
+from payments import gateway  # noqa: E402
+from payments.models import LedgerEntry, PaymentSessionStatus  # noqa: E402
+from webhooks import reconciliation  # noqa: E402
+
+
+def _cart_changed_after_paying(localstripe: Any, shop: Shop, *, capture_method: str) -> Any:
+    variant = shop.variant(stock=10)
+    paid = pay_cart(localstripe, make_cart(shop, [(variant, 1)]), capture_method=capture_method)
+    cart_services.cart_line_add(cart_id=paid.cart_id, user_id=None, variant_id=variant.id, quantity=1)
+    return paid
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("capture_method", "stripe_status", "resolution", "released_kind"),
+    [
+        ("manual", "canceled", "payment_canceled", "void"),
+        ("automatic", "succeeded", "payment_refunded", "refund"),
+    ],
+)
+def test_amount_mismatch_at_complete_releases_the_payment(
+    api_client: Any,
+    localstripe: Any,
+    shop: Shop,
+    capture_method: str,
+    stripe_status: str,
+    resolution: str,
+    released_kind: str,
+) -> None:
+    """Issue 10 row 7: a cart changed after authorization gets no order, and its money is released (cancel/refund)."""
+    paid = _cart_changed_after_paying(localstripe, shop, capture_method=capture_method)
+
+    response = complete(api_client, paid.cart_id, paid.payment_intent_id)
+
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["code"] == "amount_mismatch"
+    assert not Order.objects.exists()
+    intent = gateway.payment_intent_retrieve(id=paid.payment_intent_id)
+    assert intent["status"] == stripe_status
+    if capture_method == "automatic":
+        assert [r["amount"] for r in gateway.refund_list(payment_intent=paid.payment_intent_id)] == [paid.total]
+    [incident] = CheckoutIncident.objects.filter(payment_intent_id=paid.payment_intent_id)
+    assert (incident.kind, incident.resolution, incident.amount) == ("amount_mismatch", resolution, paid.total)
+    kinds = sorted(LedgerEntry.objects.filter(payment_intent_id=paid.payment_intent_id).values_list("kind", flat=True))
+    assert released_kind in kinds and "authorization" in kinds
+    session = PaymentSession.objects.get(payment_intent_id=paid.payment_intent_id)
+    assert (session.is_active, session.status) == (False, PaymentSessionStatus.CANCELED)
+    assert Cart.objects.get(pk=paid.cart_id).status == CartStatus.ACTIVE
+    # the released intent is not an order's any more, and the sweep leaves it alone
+    again = complete(api_client, paid.cart_id, paid.payment_intent_id)
+    assert again.status_code == 402 and again.json()["error"]["code"] == "payment_canceled"
+    outcome = reconciliation.payment_intent_reconcile(payment_intent_id=paid.payment_intent_id)
+    assert outcome.action in ("unchanged", "session_updated") and not Order.objects.exists()
+    assert CheckoutIncident.objects.filter(payment_intent_id=paid.payment_intent_id).count() == 1
+
+
+@pytest.mark.django_db
+def test_amount_mismatch_found_by_reconciliation_releases_the_authorization(localstripe: Any, shop: Shop) -> None:
+    """Issue 10 row 7: the sweep does not re-claim a mismatched authorization every 15 minutes for 8 days."""
+    paid = _cart_changed_after_paying(localstripe, shop, capture_method="manual")
+
+    first = reconciliation.payment_intent_reconcile(payment_intent_id=paid.payment_intent_id)
+    second = reconciliation.payment_intent_reconcile(payment_intent_id=paid.payment_intent_id)
+
+    assert first.action == "unfulfillable"
+    assert second.action in ("unchanged", "session_updated")
+    assert gateway.payment_intent_retrieve(id=paid.payment_intent_id)["status"] == "canceled"
+    [incident] = CheckoutIncident.objects.filter(payment_intent_id=paid.payment_intent_id)
+    assert (incident.kind, incident.resolution) == ("amount_mismatch", "payment_canceled")
+    assert paid.payment_intent_id not in {
+        s.payment_intent_id for s in reconciliation.payment_sessions_to_reconcile(grace=timedelta(0))
+    }
+
+
+@pytest.mark.django_db
+def test_after_a_mismatch_release_the_shopper_pays_the_new_amount(api_client: Any, localstripe: Any, shop: Shop) -> None:
+    """Issue 10 row 7: the next payment session is a fresh PaymentIntent for the new total."""
+    paid = _cart_changed_after_paying(localstripe, shop, capture_method="automatic")
+    assert complete(api_client, paid.cart_id, paid.payment_intent_id).status_code == 422
+
+    response = api_client.post(
+        f"/store/carts/{paid.cart_id}/payment-sessions", {"provider_id": "stripe"}, format="json"
+    )
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    session = body.get("payment_session") or body
+    new_total = cart_selectors.cart_totals(cart=cart_selectors.cart_queryset().get(pk=paid.cart_id)).total
+    fresh = session["data"]["payment_intent_id"]
+    assert fresh != paid.payment_intent_id
+    assert session["amount"] == gateway.payment_intent_retrieve(id=fresh)["amount"] == new_total > paid.total
+
+
+# --- Row 10: a release that failed is retried by reconciliation ----------------------------------
+
+from catalog.models import StockLevel  # noqa: E402
+
+CANCEL_PATH = r"^/v1/payment_intents/.+/cancel$"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("when", ["before", "after"], ids=["cancel_refused", "answer_lost"])
+def test_oversold_release_that_failed_is_retried_by_the_sweep(
+    api_client: Any, localstripe: Any, shop: Shop, when: str
+) -> None:
+    """Issue 10 row 10: an action_failed incident's authorization is released by reconciliation (same key)."""
+    variant = shop.variant(stock=1)
+    paid = pay_cart(localstripe, make_cart(shop, [(variant, 1)]), reserve=False)
+    StockLevel.objects.filter(variant=variant).update(on_hand=0)  # sold elsewhere meanwhile
+    localstripe.fault(path=CANCEL_PATH, status=500, count=10, when=when)
+
+    response = complete(api_client, paid.cart_id, paid.payment_intent_id)
+
+    assert response.status_code == 409 and response.json()["error"]["code"] == "insufficient_inventory"
+    incident = CheckoutIncident.objects.get(payment_intent_id=paid.payment_intent_id)
+    assert incident.resolution == "action_failed"
+    localstripe.faults_clear()
+
+    report = reconciliation.payments_reconcile(grace=timedelta(0))
+
+    assert [fix.action for fix in report.fixes] == ["incident_released"], report.errors
+    assert gateway.payment_intent_retrieve(id=paid.payment_intent_id)["status"] == "canceled"
+    incident.refresh_from_db()
+    assert incident.resolution == "payment_canceled"
+    voids = LedgerEntry.objects.filter(payment_intent_id=paid.payment_intent_id, kind="void", status="succeeded")
+    assert [v.amount for v in voids] == [paid.total]
+    session = PaymentSession.objects.get(payment_intent_id=paid.payment_intent_id)
+    assert (session.is_active, session.status) == (False, PaymentSessionStatus.CANCELED)
+    keys = {entry["idempotency_key"] for entry in localstripe.requests_log(path=CANCEL_PATH)}
+    assert keys == {f"pi:{paid.payment_intent_id}:cancel:oos"}
+    # resolved now: the next sweep leaves it alone
+    assert reconciliation.payments_reconcile(grace=timedelta(0)).fixes == []
+    assert CheckoutIncident.objects.filter(payment_intent_id=paid.payment_intent_id).count() == 1

@@ -146,7 +146,9 @@ def test_complete_cart_changed_after_authorization_is_422_and_no_order(api_clien
     assert not Order.objects.exists()
     assert Cart.objects.get(pk=cart_id).status == CartStatus.ACTIVE
     assert StockLevel.objects.get(variant=variant).on_hand == 10
-    assert gateway.payment_intent_retrieve(id=paid.payment_intent_id)["status"] == "requires_capture"
+    # the authorized amount cannot change: the stale authorization is released (issue 10 row 7)
+    assert gateway.payment_intent_retrieve(id=paid.payment_intent_id)["status"] == "canceled"
+    assert "No order was placed. Your payment authorization was released." in response.json()["error"]["message"]
 
 
 def test_complete_with_another_carts_payment_intent_is_409_stale(api_client, localstripe, shop):

@@ -464,9 +464,13 @@ def _intent_update(
     if not params:
         return intent
     # A saved card may be tried again on the same cart version: its attempt number keeps the
-    # key of each try distinct (a replay would return the earlier try's result).
+    # key of each try distinct (a replay would return the earlier try's result). The key names
+    # the intent: after a decline the same update is sent to the replacement intent, and a key
+    # reused for another intent is a 400 idempotency_error at Stripe.
     attempt = session.confirm_attempts if target.payment_method_id else 0
-    key = idempotency_key("cart", cart_id, "pi", f"v{cart_version}", "update", params={**params, "attempt": attempt})
+    key = idempotency_key(
+        "cart", cart_id, "pi", intent["id"], f"v{cart_version}", "update", params={**params, "attempt": attempt}
+    )
     updated = gateway.payment_intent_update(id=intent["id"], **params, idempotency_key=key)
     logger.info(
         "payment_intent.updated cart_id=%s payment_intent_id=%s fields=%s", cart_id, intent["id"], sorted(params)

@@ -46,7 +46,7 @@ def test_every_stripe_write_has_a_deterministic_key(fake_stripe, sent_requests):
         "payment_intents",
     ]
     assert re.fullmatch(r"cart:cart_svc1:pi:create:1:[0-9a-f]{16}", keys[0])
-    assert re.fullmatch(r"cart:cart_svc1:pi:v2:update:[0-9a-f]{16}", keys[1])
+    assert re.fullmatch(rf"cart:cart_svc1:pi:{intent_id}:v2:update:[0-9a-f]{{16}}", keys[1])  # names the intent
     assert keys[2] == f"cart:cart_svc1:pi:{intent_id}:cancel"
     assert re.fullmatch(r"cart:cart_svc1:pi:create:2:[0-9a-f]{16}", keys[3])
 

@@ -175,3 +175,29 @@ def test_payment_methods_list_query_budget(shop, fake_stripe, ada, django_assert
         response = _list(shop, token)
 
     assert sorted(m["last4"] for m in response.json()["payment_methods"]) == ["3184", "4242"]
+
+
+UPDATE_PATH = r"^/v1/payment_intents/[^/]+$"
+
+
+def test_intent_update_key_names_the_intent_so_a_retry_after_a_decline_is_not_a_400(shop, fake_stripe, ada):
+    """Issue 10 row 8: the PaymentIntent update key names the intent; the same update of a
+    replacement intent (after a decline) is not refused by Stripe as a reused key (400)."""
+    user, token = ada
+    declined = fake_stripe.browser.saved_card(stripe_customer_get_or_create(user_id=user.id), DECLINED_AT_CONFIRM)
+    cart = shop.cart((VariantFactory(), 1), token=token)
+
+    assert shop.pay(cart["id"], token=token).status_code == 201  # intent A, no card yet
+    first = PaymentSession.objects.get(cart_id=cart["id"], is_active=True).payment_intent_id
+    assert shop.pay(cart["id"], token=token, payment_method_id=declined).status_code == 402  # update A, decline
+    assert shop.pay(cart["id"], token=token).status_code == 201  # A canceled, intent B
+    second = PaymentSession.objects.get(cart_id=cart["id"], is_active=True).payment_intent_id
+    retry = shop.pay(cart["id"], token=token, payment_method_id=declined)  # the same update, now of B
+
+    assert first != second
+    assert retry.status_code == 402, retry.content  # Stripe's decline again, not a 400 idempotency_error
+    assert retry.json()["error"]["code"] == "card_declined"
+    updates = [e for e in fake_stripe.server.requests_log(path=UPDATE_PATH, method="POST")]
+    assert [e["path"] for e in updates] == [f"/v1/payment_intents/{first}", f"/v1/payment_intents/{second}"]
+    for entry in updates:
+        assert entry["path"].rsplit("/", 1)[1] in entry["idempotency_key"]

@@ -107,57 +107,52 @@ def _begin(
 ) -> LedgerEntry | None:
     """Step 1: the pending row to send, or None when this very operation was done already."""
     op = _OPS[kind].op
-    for attempt in range(2):
-        with transaction.atomic():
-            order = order_lock(order_id=order_id)
-            totals = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
-            version = totals.entries if expected_version is None else expected_version
-            key = ledger.key_operation(order_id=order.id, op=op, version=version)
-            existing = ledger.ledger_entry_get(idempotency_key=key)
-            in_flight = _in_flight(payment_intent_id=order.payment_intent_id)
-            if existing is not None and existing.status != LedgerEntryStatus.PENDING:
-                return None  # a repeated submit of a finished operation
-            if not in_flight:
-                if expected_version is not None and expected_version != totals.entries:
-                    raise Conflict(
-                        "The order's payment changed since this form was shown. Reload and try again.",
-                        code="order_changed",
-                    )
-                entry = LedgerEntryData(
-                    payment_intent_id=order.payment_intent_id,
-                    order_id=order.id,
-                    kind=kind,
-                    amount=amount_for(order, totals),
-                    currency_code=order.currency_code,
-                    idempotency_key=key,
-                    status=LedgerEntryStatus.PENDING,
-                    actor=actor,
-                    actor_user_id=user_id or "",
-                    reason=reason,
-                    refund_reason=refund_reason,
-                )
-                row, _ = ledger.ledger_entry_record(entry=entry)
-                return row
-        # Another operation on this payment is in flight. Resume it if it is stale (its own
-        # request is over), then start over once: it may have finished by now.
-        stale = [row for row in in_flight if row.updated_at <= timezone.now() - _resume_after()]
-        for row in stale:
-            payment_operation_resume(idempotency_key=row.idempotency_key)
-        if attempt == 0 and stale:
-            if _in_flight(payment_intent_id=order.payment_intent_id):
-                break
-            if existing is not None:  # it was this very operation: done now
-                return None
-            if expected_version is not None:
+    with transaction.atomic():
+        order = order_lock(order_id=order_id)
+        totals = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
+        version = totals.entries if expected_version is None else expected_version
+        key = ledger.key_operation(order_id=order.id, op=op, version=version)
+        existing = ledger.ledger_entry_get(idempotency_key=key)
+        in_flight = _in_flight(payment_intent_id=order.payment_intent_id)
+        if existing is not None and existing.status != LedgerEntryStatus.PENDING:
+            return None  # a repeated submit of a finished operation
+        if not in_flight:
+            if expected_version is not None and expected_version != totals.entries:
                 raise Conflict(
-                    "An earlier operation on this payment was pending and has now completed. Reload and check "
-                    "the payment before trying again.",
-                    code="order_changed",
+                    "The order's payment changed since this form was shown. Reload and try again.", code="order_changed"
                 )
-            continue
-        break
+            entry = LedgerEntryData(
+                payment_intent_id=order.payment_intent_id,
+                order_id=order.id,
+                kind=kind,
+                amount=amount_for(order, totals),
+                currency_code=order.currency_code,
+                idempotency_key=key,
+                status=LedgerEntryStatus.PENDING,
+                actor=actor,
+                actor_user_id=user_id or "",
+                reason=reason,
+                refund_reason=refund_reason,
+            )
+            row, _ = ledger.ledger_entry_record(entry=entry)
+            return row
+    # An operation on this payment is in flight. If its own request is over (stale), finish it
+    # now (outside the lock: this calls Stripe). Either way this request does not move money:
+    # the staff member must see the outcome first.
+    stale = [row for row in in_flight if row.updated_at <= timezone.now() - _resume_after()]
+    for row in stale:
+        payment_operation_resume(idempotency_key=row.idempotency_key)
+    if stale and not _in_flight(payment_intent_id=order.payment_intent_id):
+        if existing is not None:  # it was this very operation: done now
+            return None
+        raise Conflict(
+            "An earlier operation on this payment was pending at Stripe and has now completed. Reload and check "
+            "the payment before trying again.",
+            code="order_changed",
+        )
     raise Conflict(
-        "Another operation on this payment is in progress (pending at Stripe). Wait for it to complete.",
+        "Another operation on this payment is pending at Stripe; it is completed automatically with the same "
+        "request. Wait for it before trying again.",
         code="payment_operation_in_progress",
     )
 

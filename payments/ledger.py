@@ -26,6 +26,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from payments.models import Actor, LedgerEntry, LedgerEntryKind, LedgerEntryStatus
 
@@ -217,7 +218,7 @@ def ledger_entry_void_object_set(*, payment_intent_id: str, stripe_object_id: st
     rows = LedgerEntry.objects.filter(
         idempotency_key=key_void(payment_intent_id=payment_intent_id), stripe_object_id=""
     )
-    return rows.update(stripe_object_id=stripe_object_id)
+    return rows.update(stripe_object_id=stripe_object_id, updated_at=timezone.now())
 
 
 def ledger_entry_record(*, entry: LedgerEntryData) -> tuple[LedgerEntry, bool]:

@@ -51,6 +51,7 @@ from orders.models import (
     OrderStatus,
     PaymentStatus,
 )
+from payments import ledger
 from payments.models import (
     Actor,
     Dispute,
@@ -518,7 +519,7 @@ class OrderStory:
             "lines": lines,
         }
         self.gen._event(order=order, type="order_placed", at=at, actor=Actor.CUSTOMER, payload=payload)
-        key = f"pi:{self.pi}:authorization"
+        key = ledger.key_authorization(payment_intent_id=self.pi)
         self._ledger(kind=LedgerEntryKind.AUTHORIZATION, amount=order.total, at=at, key=key, actor=Actor.STRIPE, obj=self.charge)
         self._money(
             at=at, actor=Actor.STRIPE, target=PaymentStatus.AUTHORIZED, event_type="", delta={"authorized": order.total}
@@ -529,7 +530,7 @@ class OrderStory:
 
     def cancel(self, *, at: datetime) -> None:
         order, reason = self.order, "customer asked to cancel"
-        key = f"order:{order.id}:cancel:v1"
+        key = ledger.key_operation(order_id=order.id, op="cancel", version=1)
         self._ledger(kind=LedgerEntryKind.VOID, amount=order.total, at=at, key=key, reason=reason)
         self._money(
             at=at, actor=Actor.STAFF, target=PaymentStatus.CANCELED, event_type="payment_canceled",
@@ -543,10 +544,10 @@ class OrderStory:
         order = self.order
         rest = order.total - amount
         reason = "last item out of stock" if rest else ""
-        key = f"order:{order.id}:capture:v1"
+        key = ledger.key_operation(order_id=order.id, op="capture", version=1)
         self._ledger(kind=LedgerEntryKind.CAPTURE, amount=amount, at=at, key=key, obj=self.charge, reason=reason)
         if rest:
-            self._ledger(kind=LedgerEntryKind.VOID, amount=rest, at=at, key=f"pi:{self.pi}:void")
+            self._ledger(kind=LedgerEntryKind.VOID, amount=rest, at=at, key=ledger.key_void(payment_intent_id=self.pi))
         target = PaymentStatus.PARTIALLY_CAPTURED if rest else PaymentStatus.CAPTURED
         extra = {"reason": reason} if reason else {}
         self._money(
@@ -587,7 +588,7 @@ class OrderStory:
         reason = "requested_by_customer" if full else rng.choice(reasons)
         refund = _id("re")
         version = len([1 for model, _ in self.gen.batch.rows.get(LedgerEntry, []) if model.order_id == order.id])
-        key = f"order:{order.id}:refund:v{version}"
+        key = ledger.key_operation(order_id=order.id, op="refund", version=version)
         self._ledger(kind=LedgerEntryKind.REFUND, amount=amount, at=at, key=key, obj=refund, reason=reason)
         target = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
         self._money(

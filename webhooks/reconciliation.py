@@ -46,8 +46,10 @@ from payments.models import Actor, PaymentSession, PaymentSessionStatus
 logger = logging.getLogger(__name__)
 
 PAID_STATUSES = frozenset({"requires_capture", "succeeded"})
-# Order payment states nothing at Stripe can change any more.
-FINAL_PAYMENT_STATUSES = frozenset({"refunded", "canceled"})
+# Order payment states the sweep leaves alone: a canceled authorization (nothing was ever
+# captured) cannot move any more. A refunded order is still swept within the window: a refund
+# can fail after it succeeded (the money comes back) and a dispute can come later.
+FINAL_PAYMENT_STATUSES = frozenset({"canceled"})
 
 
 class NeedsAttention(ApplicationError):
@@ -227,7 +229,8 @@ def payment_sessions_to_reconcile(
     """Recent sessions with an intent whose state may still lag Stripe's.
 
     Created in ``[now - RECONCILE_WINDOW, now - RECONCILE_GRACE]`` (the grace leaves
-    in-flight checkouts alone), not canceled, and without an order in a final payment state.
+    in-flight checkouts alone), not canceled, and without an order whose authorization was
+    canceled (``FINAL_PAYMENT_STATUSES``; refunded orders are still swept).
     """
     now = now or timezone.now()
     window = settings.RECONCILE_WINDOW if window is None else window

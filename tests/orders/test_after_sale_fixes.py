@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, PaymentStatus
 from payments.models import PaymentSession
 from tests.orders.conftest import Shop, complete, make_cart, pay_cart
 
@@ -271,3 +271,22 @@ def test_oversold_release_that_failed_is_retried_by_the_sweep(
     # resolved now: the next sweep leaves it alone
     assert reconciliation.payments_reconcile(grace=timedelta(0)).fixes == []
     assert CheckoutIncident.objects.filter(payment_intent_id=paid.payment_intent_id).count() == 1
+
+
+# --- Row 3: the sweep keeps reconciling refunded orders -------------------------------------------
+
+from tests.factories.orders import OrderFactory, PaymentSessionFactory  # noqa: E402
+
+
+@pytest.mark.django_db
+def test_sweep_keeps_refunded_orders_and_skips_canceled_ones() -> None:
+    """Issue 10 row 3: a refund can fail after succeeding and a dispute can come later: refunded orders stay swept."""
+    refunded = OrderFactory(payment_status=PaymentStatus.REFUNDED)
+    canceled = OrderFactory(payment_status=PaymentStatus.CANCELED)
+    for order in (refunded, canceled):
+        PaymentSessionFactory(cart_id=order.cart_id, payment_intent_id=order.payment_intent_id)
+
+    swept = {s.payment_intent_id for s in reconciliation.payment_sessions_to_reconcile(grace=timedelta(0))}
+
+    assert refunded.payment_intent_id in swept
+    assert canceled.payment_intent_id not in swept

@@ -127,8 +127,9 @@ def test_idempotency_gateway_repeat_returns_the_same_object(localstripe):
 def test_idempotency_other_parameters_are_refused(localstripe):
     intent = _create_intent(1000, key="k:create")
 
-    with pytest.raises(ApplicationError):
+    with pytest.raises(ApplicationError) as caught:
         _create_intent(1500, key="k:create")
+    assert isinstance(caught.value.__cause__, stripe.IdempotencyError)
     answer = _send(localstripe, "POST", "/v1/payment_intents", {"amount": 1000, "currency": "usd"}, key="k:create")
     other_path = _send(localstripe, "POST", f"/v1/payment_intents/{intent['id']}", {"amount": 1000}, key="k:create")
 

@@ -23,6 +23,7 @@ from django.utils.html import format_html
 from common.money import format_money
 from orders import admin_views, selectors_admin
 from orders.models import CheckoutIncident, Order, PaymentStatus
+from payments.models import LedgerEntryStatus
 
 _BADGE_TONES = {
     # payment
@@ -343,6 +344,8 @@ def order_page_context(*, request: HttpRequest, order: Order) -> dict[str, Any]:
     ]
     if money.totals.refund_pending:
         payment_rows.append(("Refund pending", fm(money.totals.refund_pending)))
+    if money.totals.disputed:
+        payment_rows.append(("Withdrawn by disputes", fm(money.totals.disputed)))
     payment_rows += [("Capturable now", fm(money.capturable)), ("Refundable now", fm(money.refundable))]
     return {
         "ck_order": order,
@@ -368,6 +371,11 @@ def order_page_context(*, request: HttpRequest, order: Order) -> dict[str, Any]:
                 "amount": fm(entry.amount) if entry.currency_code == cur else format_money(entry.amount, entry.currency_code),
             }
             for entry in page.ledger_entries
+        ],
+        "ck_pending": [
+            {"entry": entry, "amount": fm(entry.amount)}
+            for entry in page.ledger_entries
+            if entry.status == LedgerEntryStatus.PENDING and not entry.stripe_object_id
         ],
         "ck_disputes": [{"dispute": d, "amount": format_money(d.amount, d.currency_code or cur)} for d in page.disputes],
         "ck_events": [

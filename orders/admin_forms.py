@@ -97,6 +97,11 @@ class RefundForm(_AmountForm):
             self.add_error("note", "Explain the reason for the refund.")
         return data
 
+    def stripe_reason(self) -> str | None:
+        """The reason Stripe is told (``other`` is ours only: Stripe gets none)."""
+        reason = self.cleaned_data["reason"]
+        return reason if reason != "other" else None
+
     def reason_text(self) -> str:
         reason, note = self.cleaned_data["reason"], (self.cleaned_data.get("note") or "").strip()
         return f"{reason}: {note}" if note else reason

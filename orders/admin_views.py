@@ -156,6 +156,7 @@ def _perform(*, name: str, order: Order, form: forms.Form, user_id: str, before:
             order_id=order.pk,
             amount=data["amount"],
             reason=form.reason_text(),
+            refund_reason=form.stripe_reason(),
             actor=Actor.STAFF,
             user_id=user_id,
             expected_version=version,

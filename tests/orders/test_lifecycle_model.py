@@ -1,0 +1,81 @@
+"""Model-based lifecycle test of the money after the sale (issue 10, scope 3).
+
+A seeded random walk (``tests/orders/lifecycle_model.py``): one order at a time, 10-30 random
+steps on it (staff capture / refund / cancel with faults on their Stripe call, dashboard
+actions, refund failures, disputes, expiry, webhook deliveries in any order with duplicates and
+drops, reconciliation, resumes), then the next order, until ``LIFECYCLE_STEPS`` (default 2000)
+steps are spent. After every step: no duplicate at Stripe, bounds, ledger within Stripe,
+payment_status = the ledger's summary, stock. After each order's final reconciliation: the
+ledger equals Stripe.
+
+    LIFECYCLE_SEED=<n>      replay one walk (default: a new random seed, printed)
+    LIFECYCLE_STEPS=20000   a longer walk
+    LIFECYCLE_REPORT=path   append the counts table to this file
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from tests.orders.conftest import shop_for
+from tests.orders.lifecycle_model import Walk
+from tests.webhooks.conftest import WEBHOOK_SECRET
+
+pytestmark = pytest.mark.django_db
+
+
+def _seed() -> int:
+    raw = os.environ.get("LIFECYCLE_SEED", "").strip()
+    return int(raw) if raw else random.SystemRandom().randrange(1, 2**31)
+
+
+def _report(walk: Walk, seed: int, steps: int, elapsed: float, outcome: str) -> None:
+    width = max((len(name) for name in walk.counts), default=10)
+    lines = [
+        f"lifecycle walk LIFECYCLE_SEED={seed} LIFECYCLE_STEPS={steps}: {outcome}, "
+        f"{walk.step_no} steps, {walk.counts['order_placed']} orders, {elapsed:.1f}s",
+        *(f"  {name:<{width}}  {count:>6}" for name, count in sorted(walk.counts.items())),
+    ]
+    text = "\n".join(lines)
+    print(text)
+    path = os.environ.get("LIFECYCLE_REPORT")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n\n")
+
+
+def test_lifecycle_random_walk(localstripe: Any, settings: Any, django_capture_on_commit_callbacks: Any) -> None:
+    seed = _seed()
+    budget = int(os.environ.get("LIFECYCLE_STEPS", "2000"))
+    print(f"\nlifecycle walk: LIFECYCLE_SEED={seed} LIFECYCLE_STEPS={budget}")
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    settings.STRIPE_WEBHOOK_SECRETS_EXTRA = []
+    localstripe.webhooks_delivery(mode="hold")
+    walk = Walk(
+        seed=seed,
+        localstripe=localstripe,
+        settings=settings,
+        client=Client(),
+        capture_on_commit=django_capture_on_commit_callbacks,
+        shop=shop_for("usd"),
+        webhook_secret=WEBHOOK_SECRET,
+    )
+    start = time.monotonic()
+    outcome = "passed"
+    try:
+        index = 0
+        while walk.step_no < budget:
+            index += 1
+            walk.place(index)
+            walk.walk_order(min(walk.rng.randint(10, 30), budget - walk.step_no))
+    except AssertionError:
+        outcome = "FAILED"
+        raise
+    finally:
+        _report(walk, seed, budget, time.monotonic() - start, outcome)

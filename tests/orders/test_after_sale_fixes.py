@@ -290,3 +290,34 @@ def test_sweep_keeps_refunded_orders_and_skips_canceled_ones() -> None:
 
     assert refunded.payment_intent_id in swept
     assert canceled.payment_intent_id not in swept
+
+
+# --- Row 11 (a): an aborted completion puts an expired cart back to expired ------------------------
+
+from tests.helpers import THREE_D_SECURE  # noqa: E402
+
+
+@pytest.mark.django_db
+def test_aborted_completion_leaves_an_expired_cart_expired(api_client: Any, localstripe: Any, shop: Shop) -> None:
+    """Issue 10 row 11a: a failed completion of an expired cart does not turn it back to active."""
+    paid = pay_cart(localstripe, make_cart(shop, [(shop.variant(stock=5), 1)]), card=THREE_D_SECURE)  # not authorized
+    Cart.objects.filter(pk=paid.cart_id).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert cart_services.carts_expire() >= 1
+    assert Cart.objects.get(pk=paid.cart_id).status == CartStatus.EXPIRED
+
+    response = complete(api_client, paid.cart_id, paid.payment_intent_id)
+
+    assert response.status_code == 410 and response.json()["error"]["code"] == "cart_expired"
+    cart = Cart.objects.get(pk=paid.cart_id)
+    assert (cart.status, cart.completing_since) == (CartStatus.EXPIRED, None)
+
+
+@pytest.mark.django_db
+def test_aborted_completion_puts_an_active_cart_back_to_active(api_client: Any, localstripe: Any, shop: Shop) -> None:
+    """Issue 10 row 11a: an active cart goes back to active after a failed completion."""
+    paid = pay_cart(localstripe, make_cart(shop, [(shop.variant(stock=5), 1)]), card=THREE_D_SECURE)
+
+    response = complete(api_client, paid.cart_id, paid.payment_intent_id)
+
+    assert response.status_code == 402
+    assert Cart.objects.get(pk=paid.cart_id).status == CartStatus.ACTIVE

@@ -263,7 +263,10 @@ def test_provider_5xx_raises_provider_unavailable_502_after_retrying_with_the_sa
 ):
     settings.STRIPE_MAX_NETWORK_RETRIES = 1
     gateway.reset_client()
-    intent = _create_intent(1000)  # no charge yet: localstripe's capture fails with a 500
+    intent = _authorized_intent(localstripe)
+    # Stripe answers 500 to both attempts (the stand-in answers a capture without a charge with
+    # Stripe's 400, so the 5xx is injected).
+    localstripe.fault(path=f"/v1/payment_intents/{intent['id']}/capture", status=500, count=2)
 
     with pytest.raises(ProviderUnavailable) as caught:
         gateway.payment_intent_capture(id=intent["id"], idempotency_key="k:cap:1")
@@ -391,8 +394,8 @@ def test_localstripe_webhook_delivery_verifies(localstripe, webhook_receiver):
     payment_method = localstripe.card_payment_method(VISA)
     intent = _create_intent(1000, payment_method=payment_method, capture_method="automatic", confirm=True)
 
-    # localstripe sends an event 1 s after it happens, to the webhooks registered
-    # by then: events of earlier tests may arrive too.
+    # The stand-in POSTs every event as it happens, to the webhooks registered by then;
+    # filter by object id all the same.
     deadline = time.monotonic() + 10
     while True:
         payload, sig_header = received.get(timeout=max(deadline - time.monotonic(), 0.1))

@@ -14,6 +14,14 @@ anything. Per request with a key:
    record is then taken over), an expired one is reused as if new;
 5. after the view: 2xx and 4xx responses are stored (except 409 and 429, which describe a
    passing condition), anything else (5xx, streaming) deletes the record so the client may retry.
+
+Secrets in stored responses: a payment-session response carries the PaymentIntent's
+``client_secret``, and its replay must hand the shopper that same secret (the browser needs it
+to confirm), so the body is stored as answered. It is replayed only to the same scope (the
+customer, or the guest holding the cart id) with the same key, and it is never displayed:
+``IdempotencyRecord`` has no admin page, log lines name the scope, path and status only, and
+records are purged after ``IDEMPOTENCY_KEY_TTL``. (The webhook inbox, which staff do see,
+redacts client secrets instead: ``webhooks.services.payload_redact``.)
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
             },
         ),
         ("Error", {"fields": ["error_block"]}),
-        ("Payload (as signed by Stripe)", {"fields": ["payload_block"]}),
+        ("Payload (as received; client secrets redacted)", {"fields": ["payload_block"]}),
     ]
     readonly_fields = [
         *(field.name for field in WebhookEvent._meta.fields),
@@ -159,8 +159,8 @@ class WebhookEventAdmin(admin.ModelAdmin):
 
     @admin.display(description="Payload")
     def payload_block(self, obj: WebhookEvent) -> str:
-        try:
-            text = json.dumps(json.loads(obj.payload), indent=2, sort_keys=True)
+        try:  # rows stored before redaction existed may still hold a client secret: never show it
+            text = json.dumps(services.secrets_redact(json.loads(obj.payload)), indent=2, sort_keys=True)
         except ValueError:
             text = obj.payload
         return format_html(

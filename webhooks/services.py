@@ -1,8 +1,8 @@
 """The webhook inbox: receive (verify + store + enqueue), process (claim + dispatch + settle), replay.
 
 * ``webhook_event_receive`` verifies ``Stripe-Signature`` (payments.gateway, every configured
-  secret, ``STRIPE_WEBHOOK_TOLERANCE``), stores the event once (unique Stripe event id) and
-  enqueues its processing on commit. A duplicate delivery returns the stored row, unprocessed.
+  secret, ``STRIPE_WEBHOOK_TOLERANCE``), stores the event once (unique Stripe event id; every
+  ``client_secret`` redacted, ``payload_redact``) and enqueues its processing on commit. A duplicate delivery returns the stored row, unprocessed.
 * ``webhook_event_process`` claims the row (short transaction, row lock), runs the handler
   *outside* any transaction (handlers call Stripe), then settles the row: ``processed``, or
   back to ``received`` for a retry, or ``failed`` (dead letter) on the last attempt.
@@ -61,6 +61,31 @@ def _payment_intent_of(obj: dict[str, Any]) -> str:
     return ""
 
 
+REDACTED = "[redacted]"
+# Fields of Stripe objects that let their holder act on the payment (a PaymentIntent's
+# ``client_secret`` confirms it from a browser): never stored in the inbox, never shown.
+SECRET_FIELDS = frozenset({"client_secret"})
+
+
+def secrets_redact(value: Any) -> Any:
+    """A copy of a decoded JSON value with every ``client_secret`` (at any depth) replaced."""
+    if isinstance(value, dict):
+        return {key: REDACTED if key in SECRET_FIELDS and item else secrets_redact(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [secrets_redact(item) for item in value]
+    return value
+
+
+def payload_redact(*, payload: str) -> str:
+    """The webhook body as stored: the same JSON with client secrets redacted (a body that is
+    not JSON is stored as it came; a verified Stripe event always is)."""
+    try:
+        decoded = json.loads(payload)
+    except ValueError:
+        return payload
+    return json.dumps(secrets_redact(decoded), separators=(",", ":"))
+
+
 def _assert_transition(event: WebhookEvent, target: str) -> None:
     if target not in WEBHOOK_EVENT_TRANSITIONS.get(event.status, frozenset()):
         raise WebhookEventStateError(f"Webhook event {event.stripe_event_id} is {event.status}; cannot become {target}.")
@@ -111,7 +136,8 @@ def webhook_event_receive(*, payload: bytes, sig_header: str) -> tuple[WebhookEv
         "stripe_created_at": datetime.fromtimestamp(created_ts, tz=UTC) if isinstance(created_ts, int) else None,
         "object_id": str(obj.get("id") or "")[:255] if isinstance(obj, dict) else "",
         "payment_intent_id": _payment_intent_of(obj)[:255] if isinstance(obj, dict) else "",
-        "payload": payload.decode("utf-8"),  # verified, so it decoded once already
+        # verified, so it decoded once already; client secrets never reach the inbox (or the admin)
+        "payload": payload_redact(payload=payload.decode("utf-8")),
     }
     stripe_event_id = str(event["id"])[:255]
     candidate = WebhookEvent(stripe_event_id=stripe_event_id, **defaults)

@@ -105,3 +105,19 @@ def test_bulk_replay_action(staff_client, django_capture_on_commit_callbacks):
     assert "2 event(s) queued for processing." in texts
     assert any(text.startswith("evt_c:") for text in texts)
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"received"}
+
+
+def test_the_event_page_never_shows_a_client_secret(staff_client):
+    """Issue 10 row 11e: a row stored before redaction still shows no client_secret in the admin."""
+    payload = {"id": "evt_old", "object": "event", "type": "payment_intent.succeeded", "livemode": False,
+               "data": {"object": {"id": "pi_old", "object": "payment_intent",
+                                   "client_secret": "pi_old_secret_SHOULDNOTLEAK"}}}
+    event = WebhookEvent.objects.create(
+        stripe_event_id="evt_old", type="payment_intent.succeeded", status="processed", attempts=1,
+        payload=json.dumps(payload), object_id="pi_old", payment_intent_id="pi_old",
+    )
+
+    html = staff_client.get(f"{LIST}{event.pk}/change/").content.decode()
+
+    assert "SHOULDNOTLEAK" not in html
+    assert "[redacted]" in html

@@ -321,3 +321,28 @@ def test_aborted_completion_puts_an_active_cart_back_to_active(api_client: Any, 
 
     assert response.status_code == 402
     assert Cart.objects.get(pk=paid.cart_id).status == CartStatus.ACTIVE
+
+
+# --- Row 11 (e): idempotency records replay the client secret to the caller, never to staff -------
+
+
+@pytest.mark.django_db
+def test_payment_session_replay_keeps_its_client_secret_and_records_have_no_admin(
+    api_client: Any, localstripe: Any, shop: Shop
+) -> None:
+    """Issue 10 row 11e: the stored payment-session response still replays the shopper's client_secret;
+    no admin page shows idempotency records."""
+    from django.contrib import admin
+
+    from common.models import IdempotencyRecord
+
+    cart_id = make_cart(shop, [(shop.variant(stock=5), 1)])
+    path = f"/store/carts/{cart_id}/payment-sessions"
+    first = api_client.post(path, {"provider_id": "stripe"}, format="json", HTTP_IDEMPOTENCY_KEY="pay-1")
+    replay = api_client.post(path, {"provider_id": "stripe"}, format="json", HTTP_IDEMPOTENCY_KEY="pay-1")
+
+    assert first.status_code == 201, first.content
+    assert replay.headers.get("Idempotent-Replayed") == "true"
+    secret = first.json()["payment_session"]["data"]["client_secret"]
+    assert secret and replay.json()["payment_session"]["data"]["client_secret"] == secret
+    assert not admin.site.is_registered(IdempotencyRecord)

@@ -216,3 +216,21 @@ def test_inbox_purge_keeps_recent_and_dead_letters(raw_client, webhook_secret, s
     WebhookEvent.objects.filter(pk=recent.pk).update(status=Status.PROCESSED)
     assert services.webhook_events_purge(batch_size=1) == 1
     assert set(WebhookEvent.objects.values_list("pk", flat=True)) == {old_failed.pk, recent.pk}
+
+
+def test_inbox_stores_payment_intent_events_without_the_client_secret(raw_client, webhook_secret):
+    """Issue 10 row 11e: the inbox row (and so the admin) never holds a PaymentIntent's client_secret."""
+    intent = stripe_example("payment_intent")
+    intent.update(id="pi_secret_test", client_secret="pi_secret_test_secret_SHOULDNOTLEAK")
+    nested = {"object": "charge", "id": "ch_1", "payment_intent": {**intent, "id": "pi_nested"}}
+    event = build_event("payment_intent.succeeded", intent)
+    event["data"]["previous_attributes"] = {"items": [nested]}
+
+    assert deliver(raw_client, event).status_code == 200
+
+    row = WebhookEvent.objects.get(stripe_event_id=event["id"])
+    assert "SHOULDNOTLEAK" not in row.payload
+    stored = json.loads(row.payload)
+    assert stored["data"]["object"]["client_secret"] == "[redacted]"
+    assert stored["data"]["previous_attributes"]["items"][0]["payment_intent"]["client_secret"] == "[redacted]"
+    assert stored["data"]["object"]["amount"] == intent["amount"] and row.payment_intent_id == "pi_secret_test"

@@ -9,7 +9,7 @@ the exactly-once argument):
 2. outside any transaction: read the PaymentIntent from Stripe and check it belongs to the
    cart and is authorized.
 3. one transaction: lock the cart again (cart row, then stock rows by pk, then the order
-   counter), check the amount against the cart *now*, create the order snapshot, consume
+   counter, then the payment session row), check the amount against the cart *now*, create the order snapshot, consume
    stock, write ledger rows and events, mark the cart completed. All or nothing.
 
 Any failure after step 1 puts the cart back to ``active`` (only if this attempt still owns

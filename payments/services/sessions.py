@@ -127,8 +127,19 @@ def _card_save_enqueue(*, payment_intent_id: str) -> None:
         )
 
 
+class _SessionNoLongerFailed(Exception):
+    """Rolls back a stock release when a success overtook the decline (internal)."""
+
+
 def payment_session_fail(*, payment_intent_id: str) -> PaymentSession | None:
-    """The intent's payment failed: mark the session failed and release the cart's stock hold."""
+    """The intent's payment failed: mark the session failed and release the cart's stock hold.
+
+    Lock order (docs/orders.md, the same as placement's): cart row, stock rows (by pk), order
+    row, order counter, payment session row last. So the session is marked failed in one short
+    transaction, and the hold is released in a second one that locks the stock rows first and
+    the session row after them: if a success overtook the decline meanwhile (events arrive in
+    any order), that release is rolled back.
+    """
     with transaction.atomic():
         session = _session_lock(payment_intent_id=payment_intent_id)
         if session is None:
@@ -137,7 +148,15 @@ def payment_session_fail(*, payment_intent_id: str) -> PaymentSession | None:
             return session  # a later success already won; events may arrive out of order
         session.status = PaymentSessionStatus.FAILED
         session.save(update_fields=["status", "updated_at"])
-        catalog_services.stock_release(cart_id=session.cart_id)
+    try:
+        with transaction.atomic():
+            catalog_services.stock_release(cart_id=session.cart_id)  # stock rows, in pk order
+            current = _session_lock(payment_intent_id=payment_intent_id)  # then the session row
+            if current is None or current.status != PaymentSessionStatus.FAILED:
+                raise _SessionNoLongerFailed
+    except _SessionNoLongerFailed:
+        session.refresh_from_db()
+        return session
     logger.info("payment_session.failed payment_session_id=%s cart_id=%s", session.id, session.cart_id)
     return session
 

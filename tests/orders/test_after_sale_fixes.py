@@ -346,3 +346,54 @@ def test_payment_session_replay_keeps_its_client_secret_and_records_have_no_admi
     secret = first.json()["payment_session"]["data"]["client_secret"]
     assert secret and replay.json()["payment_session"]["data"]["client_secret"] == secret
     assert not admin.site.is_registered(IdempotencyRecord)
+
+
+# --- Row 11 (d): one lock order for placement and a declined payment -----------------------------
+
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from catalog.models import StockReservation  # noqa: E402
+from payments import services as payment_services  # noqa: E402
+
+
+def _locked_tables(queries: list[dict[str, Any]]) -> list[str]:
+    """The tables of the SELECT ... FOR UPDATE statements, in order (repeats collapsed)."""
+    order: list[str] = []
+    for query in queries:
+        sql = query["sql"]
+        if "FOR UPDATE" not in sql:
+            continue
+        for table in ("catalog_stocklevel", "payments_paymentsession", "carts_cart"):
+            if f'FROM "{table}"' in sql and (not order or order[-1] != table):
+                order.append(table)
+    return order
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_declined_payment_locks_stock_rows_before_the_session_row(localstripe: Any, shop: Shop) -> None:
+    """Issue 10 row 11d: payment_session_fail takes the stock rows before the session row, as placement does.
+
+    Two real transactions: the session is marked failed alone, then the hold is released under
+    the stock rows' locks and the session row is re-checked after them."""
+    paid = pay_cart(localstripe, make_cart(shop, [(shop.variant(stock=5), 1)]))
+    PaymentSession.objects.filter(payment_intent_id=paid.payment_intent_id).update(status=PaymentSessionStatus.PENDING)
+
+    with CaptureQueriesContext(connection) as fail_queries:
+        payment_services.payment_session_fail(payment_intent_id=paid.payment_intent_id)
+
+    assert PaymentSession.objects.get(payment_intent_id=paid.payment_intent_id).status == PaymentSessionStatus.FAILED
+    assert not StockReservation.objects.filter(cart_id=paid.cart_id).exists()
+    locks = _locked_tables(fail_queries.captured_queries)
+    assert locks == ["payments_paymentsession", "catalog_stocklevel", "payments_paymentsession"], locks
+
+
+@pytest.mark.django_db
+def test_placement_locks_stock_rows_before_the_session_row(api_client: Any, localstripe: Any, shop: Shop) -> None:
+    """Issue 10 row 11d: placement's order: cart row, stock rows, then the session row."""
+    paid = pay_cart(localstripe, make_cart(shop, [(shop.variant(stock=5), 1)]))
+
+    with CaptureQueriesContext(connection) as place_queries:
+        assert complete(api_client, paid.cart_id, paid.payment_intent_id).status_code == 201
+
+    assert _locked_tables(place_queries.captured_queries)[-2:] == ["catalog_stocklevel", "payments_paymentsession"]

@@ -29,9 +29,7 @@ def resend_confirmations() -> int:
 @shared_task(name="orders.resume_payment_operations", ignore_result=True)
 def resume_payment_operations() -> int:
     """Beat: finish staff captures / cancels / refunds left pending (orders.services.payment_ops)."""
-    from orders import services as order_services  # looked up at run time: the service is exported there
-
-    return order_services.payment_operations_resume(older_than=PAYMENT_OPERATIONS_RESUME_AFTER)
+    return services.payment_operations_resume(older_than=PAYMENT_OPERATIONS_RESUME_AFTER)
 
 
 @shared_task(name="orders.warn_expiring_authorizations", ignore_result=True)

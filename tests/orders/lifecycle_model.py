@@ -18,10 +18,10 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q
+from django.utils import timezone
 
 from catalog.models import StockLevel
 from common.errors import ApplicationError
@@ -138,6 +138,7 @@ class OrderRun:
     queue: list[dict[str, Any]] = field(default_factory=list)  # events pulled from the stand-in, not delivered yet
     delivered: list[dict[str, Any]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    placed_at: datetime = field(default_factory=timezone.now)
 
 
 def _money(totals: ledger.LedgerTotals) -> tuple[int, ...]:
@@ -155,7 +156,9 @@ class Walk:
         capture_on_commit: Any,
         shop: Any,
         webhook_secret: str,
+        weights: dict[str, int] | None = None,
     ) -> None:
+        self.weights = {**STEP_WEIGHTS, **(weights or {})}
         self.seed = seed
         self.rng = random.Random(seed)
         self.ls = localstripe
@@ -213,7 +216,12 @@ class Walk:
 
     def place(self, index: int) -> OrderRun:
         rng = self.rng
+        started = timezone.now()
         self.ls.faults_clear()
+        if index > 1:
+            # The previous order is done (reconciled, checked): empty the stand-in's store so
+            # its writes stay fast (it pickles the whole store after every write).
+            self.ls.flush()
         self.ls.webhooks_drop_held()
         retries = 2 if rng.random() < 0.1 else 0
         self.settings.STRIPE_MAX_NETWORK_RETRIES = retries
@@ -237,6 +245,7 @@ class Walk:
             stock_after=StockLevel.objects.get(variant_id=variant.id).on_hand,
             retries=retries,
             resume_after=resume_after,
+            placed_at=started,
         )
         self.run = run
         run.log.append(f"placed total={order.total} qty={quantity} retries={retries} resume_after={resume_after}")
@@ -246,8 +255,8 @@ class Walk:
         return run
 
     def walk_order(self, steps: int) -> None:
-        names = list(STEP_WEIGHTS)
-        weights = [STEP_WEIGHTS[n] for n in names]
+        names = list(self.weights)
+        weights = [self.weights[n] for n in names]
         for _ in range(steps):
             self.step_no += 1
             name = self.rng.choices(names, weights)[0]
@@ -264,7 +273,9 @@ class Walk:
         if isinstance(charge, str):
             charge = gateway.charge_retrieve(id=charge)
         refunds = gateway.refund_list(payment_intent=self.run.pi_id)
-        disputes = self.ls.request("GET", f"/v1/disputes?payment_intent={self.run.pi_id}&limit=100")["data"]
+        disputes: list[dict[str, Any]] = []
+        if charge.get("disputed") or self.run.dispute_id:
+            disputes = self.ls.request("GET", f"/v1/disputes?payment_intent={self.run.pi_id}&limit=100")["data"]
         return StripeView(status=pi["status"], charge=charge, refunds=refunds, disputes=disputes)
 
     def customer_refunds(self, view: StripeView) -> list[dict[str, Any]]:
@@ -423,7 +434,7 @@ class Walk:
 
     # --- Staff operations ----------------------------------------------------------------
 
-    def _staff(self, name: str, path: str, call: Any) -> str:
+    def _staff(self, name: str, path: str, call: Any, *, label: str = "") -> str:
         run = self.run
         assert run is not None and self.view is not None
         before_view = self.view.key()
@@ -447,8 +458,9 @@ class Walk:
                 fired = sum(f["fired"] for f in self.ls.faults())
                 self.ls.faults_clear()
                 self.counts[f"fault {fault[0]} {fault[1]} x{fault[2]} on {name.split('_')[1]}: fired {fired}"] += 1
+                self.counts["faults armed on a staff op"] += 1
         self.counts[f"{name}: {outcome}"] += 1
-        self.note(f"{name} fault={fault} -> {outcome}")
+        self.note(f"{name}{label} fault={fault} -> {outcome}")
         if outcome.startswith("refused") and not had_pending:
             after_view = self.stripe_view().key()
             self.check(after_view == before_view, f"{name} was refused ({outcome}) but Stripe changed")
@@ -464,9 +476,10 @@ class Walk:
         assert self.run is not None
         order_id = self.run.order_id
         self._staff(
-            f"{name}({amount})",
+            name,
             self._pi_path("capture"),
             lambda: services.order_payment_capture(order_id=order_id, amount=amount, actor="staff", user_id="cus_staff"),
+            label=f"({amount})",
         )
 
     def step_staff_capture_full(self) -> None:
@@ -486,11 +499,12 @@ class Walk:
         order_id = self.run.order_id
         refund_reason = self.rng.choice((None, None, "requested_by_customer", "duplicate", "fraudulent"))
         self._staff(
-            f"{name}({amount})",
+            name,
             "^/v1/refunds$",
             lambda: services.order_payment_refund(
                 order_id=order_id, amount=amount, reason="walk", refund_reason=refund_reason, actor="staff"
             ),
+            label=f"({amount}, {refund_reason})",
         )
 
     def _refundable(self) -> int:
@@ -531,23 +545,25 @@ class Walk:
 
     # --- What happens at Stripe ----------------------------------------------------------
 
-    def _at_stripe(self, name: str, call: Any) -> dict[str, Any] | None:
+    def _at_stripe(self, name: str, call: Any, *, label: str = "") -> dict[str, Any] | None:
         try:
             result = call()
         except LocalStripeError as exc:
             self.check(exc.status == 400, f"{name}: the stand-in answered {exc.status}: {exc.body}")
             self.counts[f"{name}: refused by Stripe"] += 1
-            self.note(f"{name} -> refused by Stripe ({json.loads(exc.body)['error'].get('message', '')[:80]})")
+            self.note(f"{name}{label} -> refused by Stripe ({json.loads(exc.body)['error'].get('message', '')[:80]})")
             return None
         self.counts[f"{name}: ok"] += 1
-        self.note(f"{name} -> ok {result.get('id')} {result.get('amount', '')} {result.get('status', '')}")
+        self.note(f"{name}{label} -> ok {result.get('id')} {result.get('amount', '')} {result.get('status', '')}")
         return result
 
     def step_dashboard_capture(self) -> None:
         assert self.run is not None and self.view is not None
         authorized = self.view.authorized
         amount = self.rng.choice((None, self.rng.randint(1, max(authorized - 1, 1))))
-        result = self._at_stripe(f"dashboard_capture({amount})", lambda: self.ls.dashboard_capture(self.run.pi_id, amount=amount))
+        result = self._at_stripe(
+            "dashboard_capture", lambda: self.ls.dashboard_capture(self.run.pi_id, amount=amount), label=f"({amount})"
+        )
         if result is not None:
             self.run.dashboard_capture_amounts.append(authorized if amount is None else amount)
 
@@ -557,7 +573,9 @@ class Walk:
             r["amount"] for r in self.customer_refunds(self.view) if r["status"] in ("succeeded", "pending")
         )
         amount = self.rng.randint(1, left) if left > 0 and self.rng.random() < 0.9 else max(left, 0) + self.rng.randint(1, 200)
-        result = self._at_stripe(f"dashboard_refund({amount})", lambda: self.ls.dashboard_refund(self.run.pi_id, amount=amount))
+        result = self._at_stripe(
+            "dashboard_refund", lambda: self.ls.dashboard_refund(self.run.pi_id, amount=amount), label=f"({amount})"
+        )
         if result is not None:
             self.run.dashboard_refund_ids.add(result["id"])
 
@@ -590,7 +608,9 @@ class Walk:
         amount = self.rng.randint(1, left) if left > 0 else None
         if left > 0 and self.rng.random() < 0.5:
             amount = left
-        result = self._at_stripe(f"dispute_open({amount})", lambda: self.ls.dispute_open(payment_intent=run.pi_id, amount=amount))
+        result = self._at_stripe(
+            "dispute_open", lambda: self.ls.dispute_open(payment_intent=run.pi_id, amount=amount), label=f"({amount})"
+        )
         if result is not None:
             run.dispute_id = result["id"]
 
@@ -674,7 +694,10 @@ class Walk:
         self.note(f"reconcile -> {outcome.describe()}")
 
     def step_reconcile_sweep(self) -> None:
-        report = reconciliation.payments_reconcile(grace=timedelta(0), window=timedelta(minutes=30))
+        assert self.run is not None
+        # The window covers this order's session only (older orders are done; their intents may be flushed).
+        window = timezone.now() - self.run.placed_at + timedelta(seconds=1)
+        report = reconciliation.payments_reconcile(grace=timedelta(0), window=window)
         self.check(not report.errors, f"sweep errors: {report.errors}")
         self.counts["reconcile_sweep: ok"] += 1
         self.note(f"sweep -> checked={report.checked} fixes={[f.describe() for f in report.fixes]}")
@@ -718,4 +741,4 @@ def timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     return result, time.monotonic() - start
 
 
-__all__ = ["Divergence", "OrderRun", "StripeView", "Walk", "timed", "Q"]
+__all__ = ["Divergence", "OrderRun", "StripeView", "Walk", "timed"]

@@ -77,13 +77,16 @@ def secrets_redact(value: Any) -> Any:
 
 
 def payload_redact(*, payload: str) -> str:
-    """The webhook body as stored: the same JSON with client secrets redacted (a body that is
-    not JSON is stored as it came; a verified Stripe event always is)."""
+    """The webhook body as stored: the same JSON with client secrets redacted (re-serialised
+    only then: without a secret, or not JSON, the body is stored exactly as it came)."""
     try:
         decoded = json.loads(payload)
     except ValueError:
         return payload
-    return json.dumps(secrets_redact(decoded), separators=(",", ":"))
+    redacted = secrets_redact(decoded)
+    if redacted == decoded:
+        return payload  # nothing secret: keep the bytes exactly as Stripe signed them
+    return json.dumps(redacted, separators=(",", ":"))
 
 
 def _assert_transition(event: WebhookEvent, target: str) -> None:

@@ -83,6 +83,18 @@ STEP_WEIGHTS: dict[str, int] = {
     "arm_fault": 7,
 }
 
+AUTHORIZED_STEPS = (
+    "staff_capture_full",
+    "staff_capture_partial",
+    "staff_capture_invalid",
+    "staff_cancel",
+    "dashboard_capture",
+    "dashboard_cancel",
+    "authorization_expire",
+)
+CAPTURED_STEPS = ("staff_refund_partial", "staff_refund_rest", "staff_refund_invalid", "dashboard_refund")
+OPEN_DISPUTE_STATUSES = ("warning_needs_response", "needs_response", "warning_under_review", "under_review")
+
 FAULT_STATUSES: tuple[Any, ...] = (500, 502, 503, 429, "reset")
 
 
@@ -254,12 +266,29 @@ class Walk:
         self.observe()
         return run
 
+    def _weights_now(self) -> list[float]:
+        """The step weights for the current state: steps Stripe would refuse stay possible, rarer."""
+        run, view = self.run, self.view
+        assert run is not None and view is not None
+        authorized = view.status == "requires_capture"
+        captured = view.captured > 0
+        dispute_open = any(d["status"] in OPEN_DISPUTE_STATUSES for d in view.disputes)
+        refunded = any(r["status"] == "succeeded" for r in self.customer_refunds(view))
+        factor = {
+            **dict.fromkeys(AUTHORIZED_STEPS, 1.0 if authorized else 0.15),
+            **dict.fromkeys(CAPTURED_STEPS, 1.0 if captured else 0.15),
+            **dict.fromkeys(("dispute_update", "dispute_won", "dispute_lost"), 3.0 if dispute_open else 0.0),
+            "dispute_open": (1.0 if captured and run.dispute_id is None else 0.0),
+            "refund_fail": 1.0 if refunded else 0.0,
+            "resume": 3.0 if ledger.ledger_entries_pending(payment_intent_id=run.pi_id) else 0.3,
+        }
+        return [self.weights[name] * factor.get(name, 1.0) for name in self.weights]
+
     def walk_order(self, steps: int) -> None:
         names = list(self.weights)
-        weights = [self.weights[n] for n in names]
         for _ in range(steps):
             self.step_no += 1
-            name = self.rng.choices(names, weights)[0]
+            name = self.rng.choices(names, self._weights_now())[0]
             getattr(self, f"step_{name}")()
             self.observe()
         self.finish()
@@ -418,7 +447,7 @@ class Walk:
             mine = ours.get(dispute["id"])
             self.check(mine is not None, f"final: dispute {dispute['id']} unknown to us")
             self.check(mine.status == dispute["status"], f"final: dispute {dispute['id']} {mine.status} != {dispute['status']}")
-        open_at_stripe = any(d["status"] not in ("won", "lost", "warning_closed") for d in view.disputes)
+        open_at_stripe = any(d["status"] in OPEN_DISPUTE_STATUSES for d in view.disputes)
         self.check(
             dispute_selectors.dispute_open_for_payment_intent(payment_intent_id=run.pi_id) == open_at_stripe,
             "final: dispute open flag differs from Stripe",
@@ -457,8 +486,10 @@ class Walk:
             if fault is not None:
                 fired = sum(f["fired"] for f in self.ls.faults())
                 self.ls.faults_clear()
-                self.counts[f"fault {fault[0]} {fault[1]} x{fault[2]} on {name.split('_')[1]}: fired {fired}"] += 1
-                self.counts["faults armed on a staff op"] += 1
+                op = name.split("_")[1]
+                self.counts[f"fault {fault[0]} {fault[1]} on {op}: {'fired' if fired else 'not reached (refused first)'}"] += 1
+                if fired:
+                    self.counts[f"fault fired {fired}x on one {op} (stripe-python retries={run.retries})"] += 1
         self.counts[f"{name}: {outcome}"] += 1
         self.note(f"{name}{label} fault={fault} -> {outcome}")
         if outcome.startswith("refused") and not had_pending:
@@ -696,8 +727,8 @@ class Walk:
     def step_reconcile_sweep(self) -> None:
         assert self.run is not None
         # The window covers this order's session only (older orders are done; their intents may be flushed).
-        window = timezone.now() - self.run.placed_at + timedelta(seconds=1)
-        report = reconciliation.payments_reconcile(grace=timedelta(0), window=window)
+        now = timezone.now()
+        report = reconciliation.payments_reconcile(now=now, grace=timedelta(0), window=now - self.run.placed_at)
         self.check(not report.errors, f"sweep errors: {report.errors}")
         self.counts["reconcile_sweep: ok"] += 1
         self.note(f"sweep -> checked={report.checked} fixes={[f.describe() for f in report.fixes]}")

@@ -148,17 +148,22 @@ def _sync_entries(*, order: Order, facts: _StripeFacts, before: ledger.LedgerTot
 
     captured = before.captured
     if facts.is_captured and charge_id not in recorded.get(LedgerEntryKind.CAPTURE, set()):
-        # our capture reached Stripe (its answer was lost, or the process died before settling it)
-        ours = _settle_pending(
-            pending=pending, kind=LedgerEntryKind.CAPTURE, status=LedgerEntryStatus.SUCCEEDED, stripe_object_id=charge_id
-        )
+        # Our capture reached Stripe (its answer was lost, or the process died before settling
+        # it) -- unless Stripe captured another amount: one capture per intent, so that one was
+        # made elsewhere (the dashboard) and ours can no longer happen.
+        ours = next((row for row in pending if row.kind == LedgerEntryKind.CAPTURE), None)
+        if ours is not None and facts.captured is not None and facts.captured != ours.amount:
+            ledger.ledger_entry_settle(idempotency_key=ours.idempotency_key, status=LedgerEntryStatus.FAILED)
+            logger.warning(
+                "order.payment_capture_superseded order_id=%s payment_intent_id=%s key=%s ours=%s stripe=%s",
+                *(order.id, pi_id, ours.idempotency_key, ours.amount, facts.captured),
+            )
+            ours = None
         if ours is not None:
-            captured = facts.captured if facts.captured is not None else ours.amount
-            if facts.captured is not None and facts.captured != ours.amount:
-                logger.error(
-                    "staff_alert kind=capture_amount_differs order_id=%s payment_intent_id=%s ledger=%s stripe=%s",
-                    *(order.id, pi_id, ours.amount, facts.captured),
-                )
+            ledger.ledger_entry_settle(
+                idempotency_key=ours.idempotency_key, status=LedgerEntryStatus.SUCCEEDED, stripe_object_id=charge_id
+            )
+            captured = ours.amount
         else:  # captured outside this system (e.g. the Stripe dashboard)
             captured = facts.captured if facts.captured is not None else authorized
             entries.append(

@@ -64,6 +64,12 @@ def key_dispute(*, dispute_id: str, reinstated: bool = False) -> str:
     return f"dispute:{dispute_id}:{'reinstated' if reinstated else 'withdrawn'}"
 
 
+def key_release(*, payment_intent_id: str, op: str, tag: str) -> str:
+    """Releasing the money of a payment that became no order (``op`` cancel or refund; ``tag``
+    says why: ``oos``, ``amount_mismatch``, ``orphan``). Also that call's Stripe idempotency key."""
+    return f"pi:{payment_intent_id}:{op}:{tag}"
+
+
 def key_operation(*, order_id: str, op: str, version: int) -> str:
     """A staff operation (capture, cancel, refund) on an order, at the ledger version they saw.
 

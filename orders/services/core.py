@@ -1,6 +1,7 @@
 """Order locks, status transitions and events, and the ledger helpers every order service shares.
 
-Lock order across the package: cart row, stock rows (by pk), order row, order counter.
+Lock order across the package: cart row, stock rows (by pk), order row, order counter, payment
+session row (docs/orders.md).
 """
 
 from __future__ import annotations

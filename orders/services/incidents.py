@@ -51,7 +51,10 @@ def _release_keys(*, payment_intent_id: str, kind: str) -> tuple[str, str]:
     """The (cancel, refund) idempotency keys of releasing this intent's money for ``kind``: one
     name per release, so a retry (reconciliation) sends the same key as the first attempt."""
     tag = _RELEASE_TAGS[kind]
-    return f"pi:{payment_intent_id}:cancel:{tag}", f"pi:{payment_intent_id}:refund:{tag}"
+    return (
+        ledger.key_release(payment_intent_id=payment_intent_id, op="cancel", tag=tag),
+        ledger.key_release(payment_intent_id=payment_intent_id, op="refund", tag=tag),
+    )
 
 
 def _release_call(
@@ -72,7 +75,7 @@ def _release_call(
         kind=LedgerEntryKind.VOID,
         amount=amount,
         currency_code=currency,
-        idempotency_key=f"pi:{pi_id}:void",
+        idempotency_key=ledger.key_void(payment_intent_id=pi_id),
         actor=Actor.SYSTEM,
         reason=kind,
     )
@@ -93,7 +96,7 @@ def _release_call(
         kind=LedgerEntryKind.REFUND,
         amount=int(result.get("amount") or amount),
         currency_code=currency,
-        idempotency_key=f"refund:{result['id']}",
+        idempotency_key=ledger.key_refund(refund_id=str(result["id"])),
         stripe_object_id=str(result["id"]),
         status=_refund_status(result),
         actor=Actor.SYSTEM,
@@ -306,7 +309,7 @@ def order_orphan_payment_release(
         kind=LedgerEntryKind.VOID if cancel else LedgerEntryKind.REFUND,
         amount=amount,
         currency_code=currency,
-        idempotency_key=f"pi:{pi_id}:{'cancel' if cancel else 'refund'}:orphan",
+        idempotency_key=ledger.key_release(payment_intent_id=pi_id, op="cancel" if cancel else "refund", tag="orphan"),
         status=LedgerEntryStatus.PENDING,
         actor=Actor.SYSTEM,
         reason="orphan_payment",

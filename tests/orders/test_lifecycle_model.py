@@ -91,7 +91,7 @@ def test_lifecycle_random_walk(localstripe: Any, settings: Any, django_capture_o
 
 
 # --- Divergences the walk found, reduced to deterministic reproductions ------------------------
-# These fail until the product is fixed (they are findings, not expected failures).
+# Each failed before its fix and pins it now.
 
 
 @pytest.fixture
@@ -110,9 +110,9 @@ def test_repro_pending_staff_capture_then_dashboard_capture_of_another_amount(
     localstripe: Any, settings: Any, placed_order: Any, staff_amount: int | None
 ) -> None:
     """Walk seeds 1, 2, 3: our capture never reached Stripe (503 before executing: pending); someone
-    captures another amount in the dashboard; the resume's sync settles *our* pending row as the
-    capture, with *our* amount. The ledger then says captured = our amount (and voided = Stripe's
-    released rest), so captured + voided > authorized and payment_status is wrong."""
+    captures another amount in the dashboard; the resume's sync settled *our* pending row as the
+    capture, with *our* amount (captured + voided > authorized, payment_status wrong). Fixed in
+    ``orders.services.sync._sync_entries``: a capture of another amount is not ours, our row fails."""
     from datetime import timedelta
 
     from orders import services

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from orders.models import FulfillmentStatus, OrderStatus, PaymentStatus
+
+if TYPE_CHECKING:
+    from payments.ledger import LedgerTotals
 
 ORDER_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     OrderStatus.PENDING: frozenset({OrderStatus.COMPLETED, OrderStatus.CANCELED}),
@@ -70,6 +75,17 @@ def payment_status_for(
     if authorized > 0:
         return _P.CANCELED if voided >= authorized else _P.AUTHORIZED
     return _P.REQUIRES_ACTION if requires_action else _P.NOT_PAID
+
+
+def payment_status_for_totals(totals: LedgerTotals) -> str:
+    """``payment_status_for`` of a PaymentIntent's ledger totals."""
+    return payment_status_for(
+        authorized=totals.authorized,
+        captured=totals.captured,
+        voided=totals.voided,
+        refunded=totals.refunded,
+        disputed=totals.disputed,
+    )
 
 
 def transition_path(*, field: str, current: str, target: str) -> list[str] | None:

@@ -16,7 +16,7 @@ from django.db.models import Max
 from common import metrics
 from common.errors import Conflict, NotFound, ValidationError
 from orders.models import Order, OrderCounter, OrderEvent
-from orders.transitions import payment_status_for, transition_allowed, transition_path
+from orders.transitions import payment_status_for_totals, transition_allowed, transition_path
 from payments import gateway, ledger
 from payments.ledger import LedgerEntryData
 from payments.models import Actor, LedgerEntryKind, LedgerEntryStatus
@@ -152,13 +152,7 @@ def _payment_status_follow(
 ) -> ledger.LedgerTotals:
     """Inside a transaction with the order locked: move payment_status to what the ledger says; one event."""
     after = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
-    target = payment_status_for(
-        authorized=after.authorized,
-        captured=after.captured,
-        voided=after.voided,
-        refunded=after.refunded,
-        disputed=after.disputed,
-    )
+    target = payment_status_for_totals(after)
     payload = {"amounts_before": _amounts(before), "amounts_after": _amounts(after), **extra}
     path = transition_path(field="payment_status", current=order.payment_status, target=target)
     if path is None:

@@ -28,7 +28,7 @@ from common.errors import ApplicationError
 from orders import fulfillment
 from orders import services
 from orders.models import Order
-from orders.transitions import payment_status_for
+from orders.transitions import payment_status_for_totals
 from payments import disputes as dispute_selectors
 from payments import gateway, ledger
 from payments.models import LedgerEntryKind, LedgerEntryStatus
@@ -378,13 +378,7 @@ class Walk:
         self.check(totals.disputed <= withdrawn, f"ledger disputed {totals.disputed} > disputes at Stripe {withdrawn}")
 
         # payment_status is the ledger's summary.
-        expected = payment_status_for(
-            authorized=totals.authorized,
-            captured=totals.captured,
-            voided=totals.voided,
-            refunded=totals.refunded,
-            disputed=totals.disputed,
-        )
+        expected = payment_status_for_totals(totals)
         self.check(order.payment_status == expected, f"payment_status {order.payment_status} != ledger's {expected}")
 
         # Stock: back exactly once when an unfulfilled order was canceled, never otherwise.

@@ -19,7 +19,7 @@ from catalog.models import StockLevel
 from common.errors import ApplicationError
 from orders import services
 from orders.models import Order
-from orders.transitions import payment_status_for
+from orders.transitions import payment_status_for_totals
 from payments import gateway, ledger
 from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus
 from tests.orders.conftest import make_cart, pay_cart
@@ -88,15 +88,7 @@ def _reload(order: Order) -> Order:
 
 
 def _assert_status_follows_ledger(order: Order) -> None:
-    totals = _totals(order)
-    expected = payment_status_for(
-        authorized=totals.authorized,
-        captured=totals.captured,
-        voided=totals.voided,
-        refunded=totals.refunded,
-        disputed=totals.disputed,
-    )
-    assert _reload(order).payment_status == expected
+    assert _reload(order).payment_status == payment_status_for_totals(_totals(order))
 
 
 # --- Row 1: outcome unknown is not failure -------------------------------------------------------

@@ -204,6 +204,9 @@ STRIPE_AUTOMATIC_PAYMENT_METHODS = env.bool("STRIPE_AUTOMATIC_PAYMENT_METHODS", 
 STRIPE_SEND_SETUP_FUTURE_USAGE = env.bool("STRIPE_SEND_SETUP_FUTURE_USAGE", default=_STRIPE_IS_REAL)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 STRIPE_TIMEOUT = env.int("STRIPE_TIMEOUT", default=20)
+# A staff payment operation whose Stripe outcome is unknown stays pending; the next action on the
+# order resumes it once it is older than one request with all its retries (docs/orders.md).
+PAYMENT_OPERATION_RESUME_AFTER = timedelta(seconds=STRIPE_TIMEOUT * (STRIPE_MAX_NETWORK_RETRIES + 1) + 5)
 
 # dj-stripe
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)

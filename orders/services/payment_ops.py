@@ -53,13 +53,10 @@ IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=23)
 
 
 def _resume_after() -> timedelta:
-    """How old a pending row must be before someone other than its own request resumes it.
-
-    Longer than one request can take with all of stripe-python's retries, so a request still
-    running is never raced by its own resume.
-    """
-    default = timedelta(seconds=settings.STRIPE_TIMEOUT * (settings.STRIPE_MAX_NETWORK_RETRIES + 1) + 5)
-    return getattr(settings, "PAYMENT_OPERATION_RESUME_AFTER", default)
+    """How old a pending row must be before someone other than its own request resumes it:
+    longer than one request can take with all of stripe-python's retries, so a request still
+    running is never raced by its own resume."""
+    return settings.PAYMENT_OPERATION_RESUME_AFTER
 
 
 class PaymentOperationPending(ApplicationError):

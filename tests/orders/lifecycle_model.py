@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.test import override_settings
 from django.utils import timezone
 
 from catalog.models import StockLevel
@@ -184,6 +185,23 @@ class Walk:
         self.view: StripeView | None = None
         self.history: list[str] = []  # one line per finished order
         self.step_no = 0
+        # Per-order settings: one override at a time, replaced for each order. (Setting them
+        # through pytest-django's ``settings`` fixture nests one more override per assignment:
+        # thousands of orders overflow the stack.)
+        self._override: override_settings | None = None
+
+    def close(self) -> None:
+        """Undo the per-order settings (call once the walk is over)."""
+        if self._override is not None:
+            self._override.disable()
+            self._override = None
+        gateway.reset_client()
+
+    def _order_settings(self, **values: Any) -> None:
+        if self._override is not None:
+            self._override.disable()
+        self._override = override_settings(**values)
+        self._override.enable()
 
     # --- Reporting ---------------------------------------------------------------------
 
@@ -236,10 +254,9 @@ class Walk:
             self.ls.flush()
         self.ls.webhooks_drop_held()
         retries = 2 if rng.random() < 0.1 else 0
-        self.settings.STRIPE_MAX_NETWORK_RETRIES = retries
-        gateway.reset_client()
         resume_after = timedelta(0) if rng.random() < 0.75 else timedelta(hours=1)
-        self.settings.PAYMENT_OPERATION_RESUME_AFTER = resume_after
+        self._order_settings(STRIPE_MAX_NETWORK_RETRIES=retries, PAYMENT_OPERATION_RESUME_AFTER=resume_after)
+        gateway.reset_client()
         quantity = rng.randint(1, 3)
         variant = self.shop.variant(stock=10, price=rng.randint(3, 60) * 100 + rng.choice((0, 1, 99)))
         stock_before = StockLevel.objects.get(variant_id=variant.id).on_hand

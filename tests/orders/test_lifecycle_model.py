@@ -86,7 +86,11 @@ def test_lifecycle_random_walk(localstripe: Any, settings: Any, django_capture_o
     except AssertionError:
         outcome = "FAILED"
         raise
+    except Exception:
+        outcome = "ERROR"
+        raise
     finally:
+        walk.close()
         _report(walk, seed, budget, time.monotonic() - start, outcome)
 
 

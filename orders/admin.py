@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
@@ -254,7 +255,7 @@ class OrderAdmin(ReadOnlyAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        order = Order.objects.filter(pk=object_id).first()
+        order = Order.objects.filter(pk=unquote(object_id)).first()
         context = dict(extra_context or {})
         if order is not None:
             context.update(order_page_context(request=request, order=order))

@@ -21,6 +21,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
+from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -116,7 +117,7 @@ def action_buttons(*, request: HttpRequest, order: Order, money: selectors_admin
             ActionButton(
                 name=name,
                 title=spec.title,
-                url=reverse(f"admin:orders_order_{name}", args=[order.pk]),
+                url=reverse(f"admin:orders_order_{name}", args=[quote(order.pk)]),
                 enabled=enabled,
                 note=note,
                 danger=spec.danger,
@@ -197,10 +198,10 @@ def order_action_view(request: HttpRequest, object_id: str, *, name: str, model_
         raise Http404("No such action.")
     if not spec.allowed(request):
         raise PermissionDenied
-    order = Order.objects.filter(pk=object_id).first()
+    order = Order.objects.filter(pk=unquote(object_id)).first()
     if order is None:
         raise Http404("No such order.")
-    order_url = reverse("admin:orders_order_change", args=[order.pk])
+    order_url = reverse("admin:orders_order_change", args=[quote(order.pk)])
     money = selectors_admin.order_money(order=order)
     if request.method == "POST":
         form = spec.form_class(request.POST, currency=order.currency_code)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils import timezone
 
@@ -470,7 +471,7 @@ def _sections(data: DashboardData) -> list[Section]:
                 headers=["Order", "Email", "Amount", "Expires", "Time left"],
                 rows=[
                     [
-                        Link(f"#{o.display_id}", reverse("admin:orders_order_change", args=[o.pk])),
+                        Link(f"#{o.display_id}", reverse("admin:orders_order_change", args=[quote(o.pk)])),
                         o.email,
                         fm(o.total, o.currency_code),
                         o.authorization_expires_at.strftime("%Y-%m-%d %H:%M UTC") if o.authorization_expires_at else "–",

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -196,7 +197,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not self.has_replay_permission(request):
             raise PermissionDenied
-        event = WebhookEvent.objects.filter(pk=object_id).first()
+        event = WebhookEvent.objects.filter(pk=unquote(object_id)).first()
         if event is None:
             raise Http404("No such webhook event.")
         try:
@@ -205,13 +206,13 @@ class WebhookEventAdmin(admin.ModelAdmin):
             self.message_user(request, f"Replay refused: {exc.message}", level=messages.ERROR)
         else:
             self.message_user(request, f"{event.stripe_event_id} queued for processing again.", level=messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:webhooks_webhookevent_change", args=[event.pk]))
+        return HttpResponseRedirect(reverse("admin:webhooks_webhookevent_change", args=[quote(event.pk)]))
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         context = dict(extra_context or {})
-        event = WebhookEvent.objects.filter(pk=object_id).only("status").first()
+        event = WebhookEvent.objects.filter(pk=unquote(object_id)).only("status").first()
         context["can_replay"] = bool(event and event.status in REPLAYABLE and self.has_replay_permission(request))
         if event is not None:
             context["replay_url"] = reverse("admin:webhooks_webhookevent_replay", args=[object_id])

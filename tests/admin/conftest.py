@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.test import Client
@@ -86,11 +87,12 @@ def messages_of(response: Any) -> list[tuple[str, str]]:
 
 
 def action_url(order: Order, action: str) -> str:
-    return f"/admin/orders/order/{order.pk}/{action}/"
+    """The URL the admin renders (Django quotes ids: ``_`` becomes ``_5F``)."""
+    return f"/admin/orders/order/{quote(order.pk)}/{action}/"
 
 
 def order_url(order: Order) -> str:
-    return f"/admin/orders/order/{order.pk}/change/"
+    return f"/admin/orders/order/{quote(order.pk)}/change/"
 
 
 def ledger_version(client: Client, order: Order, action: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.core.management import call_command
 from playwright.sync_api import expect
 
@@ -115,7 +116,7 @@ def test_storefront_three_d_secure_order_then_staff_capture_shows_captured(
     admin.wait_for_url(f"**/admin/orders/order/{row['id']}/capture/")
     storefront.shot("admin-capture-form", of=admin)
     admin.locator("#ck-confirm").click()
-    admin.wait_for_url(f"**/admin/orders/order/{row['id']}/change/")
+    admin.wait_for_url(f"**/admin/orders/order/{quote(row['id'])}/change/")  # the admin quotes ids
     storefront.shot("admin-captured", of=admin)
     assert admin.locator("ul.messagelist li.success").count() == 1
     staff.close()

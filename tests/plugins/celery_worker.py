@@ -10,6 +10,11 @@ Fixtures:
 * ``celery_broker`` (function): makes *this* process send tasks to that broker and queue
   (not eagerly) for the duration of one test; the queue is purged afterwards.
 
+Every task a test sends goes to that test's private queue (``task_default_queue`` too, not
+only the webhook queue), and each private queue is purged and its kombu binding keys deleted
+when it is done: nothing is left in the Redis DB the suite was given (a demo worker on the
+same DB would otherwise run the suite's leftover tasks).
+
 Use with ``@pytest.mark.django_db(transaction=True)``.
 """
 
@@ -105,6 +110,7 @@ def celery_worker(
         STRIPE_API_BASE=localstripe_server,
         STRIPE_API_KEY=TEST_API_KEY,
         WEBHOOK_TASK_QUEUE=queue,
+        CELERY_TASK_DEFAULT_QUEUE=queue,  # what the worker enqueues itself (confirmations) stays private too
         DJANGO_CONN_MAX_AGE="0",
     )
     command = [
@@ -123,6 +129,19 @@ def celery_worker(
         yield worker
     finally:
         _stop(process)
+        _queue_forget(queue)
+
+
+def _queue_forget(queue: str) -> None:
+    """Delete a private queue's messages and kombu's binding keys for it."""
+    import redis
+
+    client = redis.Redis.from_url(broker_url(), socket_connect_timeout=3)
+    client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    for key in ("_kombu.binding.celery", "_kombu.binding.celery.pidbox", "_kombu.binding.reply.celery.pidbox"):
+        for member in client.smembers(key):
+            if queue.encode() in member:
+                client.srem(key, member)
 
 
 def _forget_connections(app: Any) -> None:
@@ -137,8 +156,9 @@ def _forget_connections(app: Any) -> None:
 def _sending_to_broker(queue: str) -> Iterator[None]:
     from config.celery import app
 
-    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url")}
-    app.conf.update(task_always_eager=False, broker_url=broker_url())
+    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "task_default_queue")}
+    # every task of the test (confirmation emails too) goes to the test's queue, never to "celery"
+    app.conf.update(task_always_eager=False, broker_url=broker_url(), task_default_queue=queue)
     _forget_connections(app)
     try:
         yield
@@ -167,3 +187,4 @@ def celery_unconsumed_queue(settings: Any) -> Iterator[str]:
     settings.WEBHOOK_TASK_QUEUE = queue
     with _sending_to_broker(queue):
         yield queue
+    _queue_forget(queue)

@@ -177,15 +177,6 @@ def ledger_entries(*, payment_intent_id: str) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(payment_intent_id=payment_intent_id).order_by("created_at", "id")
 
 
-def ledger_recorded_object_ids(*, payment_intent_id: str) -> dict[str, set[str]]:
-    """Stripe object ids already recorded, by kind (settled or in flight)."""
-    result: dict[str, set[str]] = {}
-    rows = LedgerEntry.objects.filter(payment_intent_id=payment_intent_id).exclude(stripe_object_id="")
-    for kind, object_id in rows.values_list("kind", "stripe_object_id"):
-        result.setdefault(kind, set()).add(object_id)
-    return result
-
-
 def ledger_entry_get(*, idempotency_key: str) -> LedgerEntry | None:
     return LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
 

@@ -124,9 +124,13 @@ def _settle_pending(*, pending: list[LedgerEntry], kind: str, status: str, strip
 def _sync_entries(*, order: Order, facts: _StripeFacts, before: ledger.LedgerTotals) -> list[LedgerEntryData]:
     """The ledger rows Stripe's facts imply that are not recorded yet (settles our in-flight rows)."""
     pi_id, charge_id = order.payment_intent_id, facts.charge_id
-    recorded = ledger.ledger_recorded_object_ids(payment_intent_id=pi_id)
-    pending = ledger.ledger_entries_pending(payment_intent_id=pi_id)
-    by_key = {row.idempotency_key: row for row in ledger.ledger_entries(payment_intent_id=pi_id)}
+    rows = list(ledger.ledger_entries(payment_intent_id=pi_id))  # one read: everything below derives from it
+    recorded: dict[str, set[str]] = {}  # Stripe object ids already recorded, by kind (settled or in flight)
+    for row in rows:
+        if row.stripe_object_id:
+            recorded.setdefault(row.kind, set()).add(row.stripe_object_id)
+    pending = [row for row in rows if row.status == LedgerEntryStatus.PENDING]
+    by_key = {row.idempotency_key: row for row in rows}
     common: dict[str, Any] = {
         "payment_intent_id": pi_id,
         "order_id": order.id,

@@ -9,14 +9,14 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.errors import ApplicationError, NotFound, ServiceUnavailable
-from common.schema import ErrorResponse
+from common.schema import error_body, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +47,35 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Json
     return _json_error(ApplicationError("Permission denied.", code="permission_denied", http_status=403))
 
 
+_CHECK = ["ok", "unavailable", "not_configured"]
 HealthResponse = inline_serializer(
-    "HealthResponse", {"status": serializers.CharField(), "checks": serializers.DictField(required=False)}
+    "HealthResponse",
+    {
+        "status": serializers.ChoiceField(choices=["ok"]),
+        "checks": inline_serializer(
+            "HealthChecks",
+            {"database": serializers.ChoiceField(choices=_CHECK), "broker": serializers.ChoiceField(choices=_CHECK)},
+            required=False,
+            help_text="GET /health/ready only.",
+        ),
+    },
 )
+_NOT_READY = error_body(503, "not_ready", "Not ready: broker unavailable.") | {}
+_NOT_READY["error"] = _NOT_READY["error"] | {"checks": {"database": "ok", "broker": "unavailable"}}
 
 
 class LiveView(APIView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
-    @extend_schema(responses=HealthResponse, operation_id="health_live")
+    @extend_schema(
+        responses=HealthResponse,
+        operation_id="health_live",
+        summary="Liveness probe",
+        description="200 while the process serves requests; checks nothing else.",
+        tags=["health"],
+        examples=[OpenApiExample("Live", value={"status": "ok"}, response_only=True, status_codes=["200"])],
+    )
     def get(self, request: Request) -> Response:
         return Response({"status": "ok"})
 
@@ -88,7 +107,28 @@ class ReadyView(APIView):
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
 
-    @extend_schema(responses={200: HealthResponse, 503: ErrorResponse}, operation_id="health_ready")
+    @extend_schema(
+        responses={
+            200: HealthResponse,
+            503: error_response(
+                503,
+                "`not_ready`: a dependency is unavailable; `error.checks` says which.",
+                examples=[OpenApiExample("not_ready", value=_NOT_READY, response_only=True)],
+            ),
+        },
+        operation_id="health_ready",
+        summary="Readiness probe",
+        description="200 when the database and (if configured) the Celery broker answer; 503 otherwise.",
+        tags=["health"],
+        examples=[
+            OpenApiExample(
+                "Ready",
+                value={"status": "ok", "checks": {"database": "ok", "broker": "ok"}},
+                response_only=True,
+                status_codes=["200"],
+            )
+        ],
+    )
     def get(self, request: Request) -> Response:
         checks: dict[str, str] = {}
         for name, check in (("database", _check_database), ("broker", _check_broker)):

@@ -155,9 +155,17 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # /store/docs (Swagger UI) and /store/redoc load only drf-spectacular-sidecar's static files.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {
+        "deepLinking": True,
+        "persistAuthorization": True,  # the bearer token survives a reload
+        "displayRequestDuration": True,
+        "validatorUrl": None,  # Swagger UI's default sends the schema to validator.swagger.io
+    },
+    "ENUM_NAME_OVERRIDES": {"HealthCheckEnum": ["ok", "unavailable", "not_configured"]},
 }
 
 # --- Checkout behaviour

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from carts.api import CartViewSet, ShippingOptionViewSet
 from catalog.api import ProductViewSet, RegionViewSet
@@ -53,7 +53,10 @@ store = [
     re_path(_p("customers/me"), CustomerViewSet.as_view({"get": "me"}), name="customers-me"),
     re_path(_p("auth/token"), CustomerViewSet.as_view({"post": "token"}), name="auth-token"),
     re_path(r"^openapi\.json$", SpectacularJSONAPIView.as_view(), name="openapi"),
-    re_path(_p("docs"), SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),
+    # The API explorer (Swagger UI, try-it-out against this server) and a read-only Redoc view,
+    # both from drf-spectacular-sidecar's static files: no CDN.
+    re_path(_p("docs"), SpectacularSwaggerView.as_view(url_name="openapi"), name="api-docs"),
+    re_path(_p("redoc"), SpectacularRedocView.as_view(url_name="openapi"), name="api-redoc"),
     # Unknown paths under /store answer in the API's error shape, DEBUG or not.
     re_path(r"", api_not_found),
 ]

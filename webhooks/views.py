@@ -16,8 +16,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
@@ -25,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.errors import ApplicationError
-from common.schema import error_response
+from common.schema import error_example, error_response
 from webhooks import metrics, services
 
 
@@ -43,6 +42,51 @@ WebhookAck = inline_serializer(
     {"received": serializers.BooleanField(), "id": serializers.CharField(), "duplicate": serializers.BooleanField()},
 )
 
+# What Stripe sends (https://docs.stripe.com/api/events/object), as far as the inbox reads it.
+StripeEventRequest = inline_serializer(
+    "StripeEvent",
+    {
+        "id": serializers.CharField(help_text="evt_..., unique: a repeated delivery is acknowledged as a duplicate."),
+        "object": serializers.ChoiceField(choices=["event"]),
+        "type": serializers.CharField(help_text="e.g. payment_intent.succeeded, charge.refunded."),
+        "created": serializers.IntegerField(help_text="Unix time."),
+        "api_version": serializers.CharField(),
+        "livemode": serializers.BooleanField(),
+        "data": inline_serializer(
+            "StripeEventData",
+            {
+                "object": inline_serializer(
+                    "StripeEventObject",
+                    {
+                        "id": serializers.CharField(help_text="pi_..., ch_..., re_..., dp_..."),
+                        "object": serializers.CharField(help_text="payment_intent, charge, refund, dispute..."),
+                    },
+                    help_text="The Stripe object the event is about, with all its fields.",
+                )
+            },
+        ),
+    },
+)
+_EVENT_EXAMPLE = {
+    "id": "evt_3QeXk2Lq7pS1bZ9x1fGh2iJk",
+    "object": "event",
+    "type": "payment_intent.amount_capturable_updated",
+    "created": 1796211797,
+    "api_version": "2024-06-20",
+    "livemode": False,
+    "data": {
+        "object": {
+            "id": "pi_3QeXk2Lq7pS1bZ9x0aB4cD5e",
+            "object": "payment_intent",
+            "amount": 5762,
+            "amount_capturable": 5762,
+            "currency": "usd",
+            "status": "requires_capture",
+            "metadata": {"cart_id": "cart_01m8v8trsey36wqgzfsjcx6ttr"},
+        }
+    },
+}
+
 
 @method_decorator(csrf_exempt, name="dispatch")
 class StripeWebhookView(APIView):
@@ -55,7 +99,7 @@ class StripeWebhookView(APIView):
     content_negotiation_class = FirstRendererNegotiation
 
     @extend_schema(
-        request={"application/json": OpenApiTypes.OBJECT},
+        request={"application/json": StripeEventRequest},
         parameters=[
             OpenApiParameter(
                 "Stripe-Signature",
@@ -66,10 +110,26 @@ class StripeWebhookView(APIView):
         ],
         responses={
             200: WebhookAck,
-            400: error_response(400, "`invalid_signature`: missing, forged, tampered or stale (> 300 s) signature."),
+            400: error_response(
+                400,
+                "`invalid_signature`: missing, forged, tampered or stale (> 300 s) signature.",
+                examples=[error_example(400, "invalid_signature", "The webhook signature is missing, invalid or too old.")],
+            ),
         },
         operation_id="webhooks_stripe",
+        summary="Receive a Stripe event",
+        description="For Stripe, not storefronts: the raw body is verified against `Stripe-Signature`, stored "
+        "once per event id and processed in the background. 200 as soon as it is stored.",
         tags=["webhooks"],
+        examples=[
+            OpenApiExample("payment_intent.amount_capturable_updated", value=_EVENT_EXAMPLE, request_only=True),
+            OpenApiExample(
+                "Stored",
+                value={"received": True, "id": "evt_3QeXk2Lq7pS1bZ9x1fGh2iJk", "duplicate": False},
+                response_only=True,
+                status_codes=["200"],
+            ),
+        ],
     )
     def post(self, request: Request) -> Response:
         row, created = services.webhook_event_receive(

@@ -39,7 +39,27 @@ EXAMPLE_ORDER: dict[str, Any] = {
     "amount_authorized": 5762,
     "amount_captured": 0,
     "amount_refunded": 0,
+    "shipments": [],
+    "refunds": [],
     "created_at": "2026-12-02T11:43:17.502114Z",
+}
+# The same order later: captured, shipped, delivered, then partly refunded.
+EXAMPLE_ORDER_SHIPPED_REFUNDED: dict[str, Any] = EXAMPLE_ORDER | {
+    "status": "completed",
+    "payment_status": "partially_refunded",
+    "fulfillment_status": "delivered",
+    "amount_captured": 5762,
+    "amount_refunded": 1500,
+    "shipments": [
+        {
+            "carrier": "UPS",
+            "tracking_number": "1Z999AA10123456784",
+            "tracking_url": None,
+            "shipped_at": "2026-12-03T09:12:40.118302Z",
+            "delivered_at": "2026-12-05T14:02:11.640981Z",
+        }
+    ],
+    "refunds": [{"amount": 1500, "status": "succeeded", "created_at": "2026-12-06T10:31:05.772410Z"}],
 }
 
 
@@ -91,7 +111,7 @@ class CartCompleteViewSet(viewsets.ViewSet):
         order, created = services.order_complete_cart(
             cart_id=pk, user_id=user_id_of(request), payment_intent_id=data.validated_data["payment_intent_id"]
         )
-        order = selectors.order_get(order_id=order.id)
+        order = selectors.order_get_for_store(order_id=order.id)
         return order_response(order, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -107,9 +127,18 @@ class OrderViewSet(viewsets.ViewSet):
         operation_id="orders_retrieve",
         summary="Retrieve an order",
         description="Amounts authorized, captured and refunded come from the payment ledger. A customer's "
-        "order is visible to that customer only (404 for anyone else).",
+        "order is visible to that customer only (404 for anyone else). `shipments` lists what staff "
+        "shipped (carrier, tracking number) and `refunds` the money returned, oldest first.",
         tags=["orders"],
-        examples=[OpenApiExample("Order", value={"order": EXAMPLE_ORDER}, response_only=True, status_codes=["200"])],
+        examples=[
+            OpenApiExample("Order", value={"order": EXAMPLE_ORDER}, response_only=True, status_codes=["200"]),
+            OpenApiExample(
+                "Shipped and partly refunded",
+                value={"order": EXAMPLE_ORDER_SHIPPED_REFUNDED},
+                response_only=True,
+                status_codes=["200"],
+            ),
+        ],
     )
     def retrieve(self, request: Request, pk: str) -> Response:
         return order_response(selectors.order_get_for_customer(order_id=pk, user_id=user_id_of(request)))

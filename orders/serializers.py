@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -27,14 +28,42 @@ class OrderLineSerializer(serializers.ModelSerializer):
         fields = LINE_FIELDS
 
 
+class _JsonDateTimeField(serializers.DateTimeField):
+    """A timestamp that arrives as the ISO string PostgreSQL wrote into a JSON annotation."""
+
+    def to_representation(self, value: Any) -> str | None:
+        return super().to_representation(parse_datetime(value) if isinstance(value, str) else value)
+
+
+class ShipmentSerializer(serializers.Serializer):
+    """One shipment of the order (``orders.selectors.order_queryset_for_store``: ``shipment_rows``)."""
+
+    carrier = serializers.CharField()
+    tracking_number = serializers.CharField()
+    tracking_url = serializers.URLField(allow_null=True, help_text="The carrier's tracking page, when recorded.")
+    shipped_at = _JsonDateTimeField()
+    delivered_at = _JsonDateTimeField(allow_null=True)
+
+
+class RefundSerializer(serializers.Serializer):
+    """Money returned to the shopper (``refund_rows``): pending until Stripe confirms it."""
+
+    amount = serializers.IntegerField(help_text="Minor units of the order's currency.")
+    status = serializers.ChoiceField(choices=["pending", "succeeded"])
+    created_at = _JsonDateTimeField()
+
+
 class OrderSerializer(CheckoutSummarySerializer, serializers.ModelSerializer):
-    """Output only. Amounts come from the ledger: pass ``context={"amounts": {order_id: LedgerTotals}}``."""
+    """Output only. Amounts come from the ledger: pass ``context={"amounts": {order_id: LedgerTotals}}``.
+    Shipments and refunds are read from ``orders.selectors.order_queryset_for_store``'s annotations."""
 
     cart_id = serializers.CharField()
     customer_id = serializers.CharField(allow_null=True)
     amount_authorized = serializers.SerializerMethodField()
     amount_captured = serializers.SerializerMethodField()
     amount_refunded = serializers.SerializerMethodField()
+    shipments = serializers.SerializerMethodField()
+    refunds = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
@@ -52,6 +81,8 @@ class OrderSerializer(CheckoutSummarySerializer, serializers.ModelSerializer):
             "amount_authorized",
             "amount_captured",
             "amount_refunded",
+            "shipments",
+            "refunds",
             "created_at",
         ]
 
@@ -76,3 +107,11 @@ class OrderSerializer(CheckoutSummarySerializer, serializers.ModelSerializer):
 
     def get_amount_refunded(self, order: Order) -> int:
         return self._totals(order).refunded
+
+    @extend_schema_field(ShipmentSerializer(many=True))
+    def get_shipments(self, order: Order) -> list[dict[str, Any]]:
+        return ShipmentSerializer(order.shipment_rows or [], many=True).data
+
+    @extend_schema_field(RefundSerializer(many=True))
+    def get_refunds(self, order: Order) -> list[dict[str, Any]]:
+        return RefundSerializer(order.refund_rows or [], many=True).data

@@ -30,9 +30,10 @@ def _join(*parts: str, sep: str = " ") -> str:
 
 
 def _city_province_postal(city: str, province: str, postal: str) -> list[str]:
-    # "Springfield, IL 62701" (US, Canada): the comma only when something follows the city.
-    rest = _join(province, postal)
-    return [_join(city, rest, sep=", ")]
+    # "Springfield, IL 62701" (US, Canada): the comma separates the city from the state.
+    if not (city and province):
+        return [_join(city, province, postal)]
+    return [f"{city}, {_join(province, postal)}"]
 
 
 def _city_province_postal_no_comma(city: str, province: str, postal: str) -> list[str]:

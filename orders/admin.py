@@ -21,6 +21,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from common.addresses import address_lines
 from common.money import format_money
 from orders import admin_views, selectors_admin
 from orders.models import CheckoutIncident, Order, PaymentStatus
@@ -270,29 +271,15 @@ class OrderAdmin(ReadOnlyAdmin):
 
 # --- Order page context ------------------------------------------------------------------------
 
-_ADDRESS_LINES = (
-    ("first_name", "last_name"),
-    ("company",),
-    ("address_1",),
-    ("address_2",),
-    ("postal_code", "city"),
-    ("province",),
-    ("country_code",),
-    ("phone",),
-)
 _MONEY_KEYS = ("amount", "total", "released", "captured", "refunded")
 _AMOUNT_KINDS = ("authorized", "captured", "voided", "refunded")
 
 
-def address_lines(address: dict[str, Any] | None) -> list[str]:
+def address_block(address: dict[str, Any] | None) -> dict[str, Any]:
+    """An order's stored address as the page shows it: its lines laid out for its country, and the phone."""
     if not isinstance(address, dict):
-        return []
-    lines = []
-    for keys in _ADDRESS_LINES:
-        text = " ".join(str(address.get(k) or "").strip() for k in keys).strip()
-        if text:
-            lines.append(text)
-    return lines
+        return {"lines": [], "phone": ""}
+    return {"lines": address_lines(address=address), "phone": str(address.get("phone") or "").strip()}
 
 
 def event_details(payload: dict[str, Any], currency: str) -> list[str]:
@@ -348,6 +335,10 @@ def order_page_context(*, request: HttpRequest, order: Order) -> dict[str, Any]:
     if money.totals.disputed:
         payment_rows.append(("Withdrawn by disputes", fm(money.totals.disputed)))
     payment_rows += [("Capturable now", fm(money.capturable)), ("Refundable now", fm(money.refundable))]
+
+    def who(row: Any) -> str:
+        return selectors_admin.actor_display(actor=row.actor, user_id=row.actor_user_id, names=page.user_names)
+
     return {
         "ck_order": order,
         "ck_lines": [
@@ -363,24 +354,30 @@ def order_page_context(*, request: HttpRequest, order: Order) -> dict[str, Any]:
         "ck_totals": totals_rows,
         "ck_payment": payment_rows,
         "ck_money": money,
-        "ck_shipping_address": address_lines(order.shipping_address),
-        "ck_billing_address": address_lines(order.billing_address),
+        "ck_shipping_address": address_block(order.shipping_address),
+        "ck_billing_address": address_block(order.billing_address),
         "ck_shipment": page.shipment,
         "ck_ledger": [
             {
                 "entry": entry,
                 "amount": fm(entry.amount) if entry.currency_code == cur else format_money(entry.amount, entry.currency_code),
+                "by": who(entry),
             }
             for entry in page.ledger_entries
         ],
         "ck_pending": [
-            {"entry": entry, "amount": fm(entry.amount)}
+            {"entry": entry, "amount": fm(entry.amount), "by": who(entry)}
             for entry in page.ledger_entries
             if entry.status == LedgerEntryStatus.PENDING and not entry.stripe_object_id
         ],
         "ck_disputes": [{"dispute": d, "amount": format_money(d.amount, d.currency_code or cur)} for d in page.disputes],
         "ck_events": [
-            {"event": event, "title": event.type.replace("_", " ").capitalize(), "details": event_details(event.payload, cur)}
+            {
+                "event": event,
+                "title": event.type.replace("_", " ").capitalize(),
+                "by": who(event),
+                "details": event_details(event.payload, cur),
+            }
             for event in reversed(page.events)
         ],
         "ck_actions": admin_views.action_buttons(request=request, order=order, money=money),
@@ -394,6 +391,7 @@ class CheckoutIncidentAdmin(ReadOnlyAdmin):
         "created_at",
         "kind",
         "resolution",
+        "actor",
         "cart_id",
         "payment_intent_id",
         "variant_id",

@@ -6,6 +6,7 @@ the order (lines, ledger rows, disputes and events are one query each).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,9 +25,10 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from customers import selectors as customer_selectors
 from orders.models import Order, OrderEvent, OrderLine, PaymentStatus
 from payments import ledger
-from payments.models import Dispute, LedgerEntry, LedgerEntryKind, LedgerEntryStatus
+from payments.models import Actor, Dispute, LedgerEntry, LedgerEntryKind, LedgerEntryStatus
 
 # Stripe holds a card authorization for 7 days unless the charge tells us otherwise
 # (``capture_before``); the same rule as orders.services.AUTHORIZATION_VALIDITY.
@@ -146,20 +148,37 @@ class OrderPage:
     events: list[OrderEvent]
     money: OrderMoney
     shipment: dict[str, str] | None
+    # Who acted, by user id (ledger rows and events store ``cus_…`` ids): "Full Name <email>".
+    user_names: dict[str, str]
 
 
 def order_page(*, order: Order, now: datetime | None = None) -> OrderPage:
-    """Everything the read-only order page shows (one query per section)."""
+    """Everything the read-only order page shows (one query per section, one for the staff names)."""
     events = list(OrderEvent.objects.filter(order_id=order.pk).order_by("created_at", "id"))
+    entries = list(ledger.ledger_entries(payment_intent_id=order.payment_intent_id))
     shipment = None
     for event in events:  # the latest shipment recorded (orders.fulfillment)
         if event.type == "shipment_recorded":
             shipment = {k: str(v) for k, v in event.payload.items() if k in ("carrier", "tracking_number")}
     return OrderPage(
         lines=list(OrderLine.objects.filter(order_id=order.pk).order_by("position", "id")),
-        ledger_entries=list(ledger.ledger_entries(payment_intent_id=order.payment_intent_id)),
+        ledger_entries=entries,
         disputes=list(Dispute.objects.filter(payment_intent_id=order.payment_intent_id).order_by("created_at", "id")),
         events=events,
         money=order_money(order=order, now=now),
         shipment=shipment,
+        user_names=customer_selectors.users_display_names(
+            user_ids={row.actor_user_id for row in [*events, *entries]}
+        ),
     )
+
+
+def actor_display(*, actor: str, user_id: str, names: Mapping[str, str]) -> str:
+    """Who did something, for staff: the user's name and email, else "Stripe", "System", "Customer"…
+
+    A user id that matches no user (deleted, or a demo id) is shown after the actor's label.
+    """
+    label = Actor(actor).label if actor in Actor.values else (actor or "Unknown").capitalize()
+    if not user_id:
+        return str(label)
+    return names.get(user_id) or f"{label} (unknown user {user_id})"

@@ -168,7 +168,7 @@ def test_the_order_page_shows_lines_totals_addresses_ledger_disputes_and_timelin
     for expected in (
         "Washed Linen / Natural", "LIN-WSH-NAT", "$14.50", "$31.54",  # lines
         "Subtotal", "Total", "$12.00",  # totals
-        "1 Loom Street", "12345 Springfield",  # address
+        "1 Loom Street", "Springfield 12345", "United States of America",  # address
         "Payment ledger", "cap-usd", "ref-usd", "Refundable now", "$9.00",  # ledger: 12.00 captured - 3.00 refunded
         "dp_1", "needs_response", "Dispute open",  # disputes
         "Order placed", "total: $12.00",  # timeline

@@ -128,7 +128,7 @@ def test_address_lines_default_without_province():
 
 def test_address_lines_us_without_state():
     address = _address(address_1="100 Main St", city="Springfield", postal_code="62701", country_code="US")
-    assert address_lines(address=address) == ["Ada Lovelace", "100 Main St", "Springfield, 62701", "United States of America"]
+    assert address_lines(address=address) == ["Ada Lovelace", "100 Main St", "Springfield 62701", "United States of America"]
 
 
 def test_address_lines_skips_blank_and_missing_optional_fields():

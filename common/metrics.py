@@ -77,7 +77,16 @@ PAYMENTS_AUTHORIZED_AMOUNT = Counter(
     "payments_authorized_amount_minor", "Authorized amount, minor units.", ["currency"], namespace=NAMESPACE
 )
 PAYMENTS_DECLINED = Counter(
-    "payments_declined", "Payment attempts declined or failed.", ["currency", "code"], namespace=NAMESPACE
+    "payments_declined",
+    "Payment attempts declined (a declined PaymentAttempt row each), by Stripe's decline or error code.",
+    ["currency", "code"],
+    namespace=NAMESPACE,
+)
+PAYMENT_ATTEMPTS = Counter(
+    "payment_attempts",
+    "Payment attempt outcomes (one PaymentAttempt row each; the dashboard's success rate counts the same rows).",
+    ["stage", "outcome"],
+    namespace=NAMESPACE,
 )
 ORDERS_CREATED = Counter(
     "orders_created",
@@ -129,8 +138,18 @@ def record_payment_session_status(*, currency: str, amount: int, old: str, new: 
         record_payment_authorized(currency=currency, amount=amount)
 
 
-def record_payment_declined(*, currency: str, code: str) -> None:
-    _after_commit(lambda: PAYMENTS_DECLINED.labels(_currency(currency), code or "unknown").inc())
+def record_payment_attempt(*, stage: str, outcome: str, currency: str, code: str) -> None:
+    """A PaymentAttempt row was inserted (``payments.services.payment_attempt_record``, its only caller).
+
+    Counts ``payment_attempts{stage,outcome}``, and a decline also in ``payments_declined``.
+    """
+
+    def record() -> None:
+        PAYMENT_ATTEMPTS.labels(stage, outcome).inc()
+        if outcome == "declined":
+            PAYMENTS_DECLINED.labels(_currency(currency), code or "unknown").inc()
+
+    _after_commit(record)
 
 
 def record_payment_canceled(*, currency: str) -> None:

@@ -53,6 +53,54 @@ class PaymentSession(models.Model):
         return self.id
 
 
+# --- Payment attempts -------------------------------------------------------------------
+
+
+class PaymentAttemptStage(models.TextChoices):
+    ATTACH = "attach"  # the card is attached to a Stripe Customer (card token), before any PaymentIntent confirm
+    CONFIRM = "confirm"  # the PaymentIntent is confirmed (server-side, or by Stripe.js in the browser)
+
+
+class PaymentAttemptOutcome(models.TextChoices):
+    SUCCEEDED = "succeeded"  # authorized (manual capture) or charged (automatic capture)
+    DECLINED = "declined"  # the card was refused (also a failed 3-D Secure authentication)
+    REQUIRES_ACTION = "requires_action"  # 3-D Secure asked for; no outcome yet
+    ERROR = "error"  # Stripe refused the request for another definite reason (never an unknown outcome)
+
+
+class PaymentAttempt(models.Model):
+    """One outcome of a shopper's try to pay: an append-only fact, never edited or deleted.
+
+    Written by ``payments.services.attempts`` where the outcome becomes known (a card refused
+    on attach, a decline or an authorization of a PaymentIntent, whoever reports it first:
+    the payment-session call, ``complete``, a webhook, the reconciliation sweep).
+    ``idempotency_key`` is unique (``attempt_key_*``): the same fact reported twice (a webhook
+    replayed, the storefront and Stripe both telling us) is one row. A declined session that
+    is retried and replaced keeps its declined row; the dashboard's success rate counts these.
+    """
+
+    cart_id = models.CharField(max_length=40, db_index=True)
+    payment_session = models.ForeignKey(
+        PaymentSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="attempts"
+    )
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    stage = models.CharField(max_length=16, choices=PaymentAttemptStage.choices)
+    outcome = models.CharField(max_length=16, choices=PaymentAttemptOutcome.choices)
+    decline_code = models.CharField(
+        max_length=64, blank=True, help_text="Stripe's decline_code, else its error code (declines and errors)."
+    )
+    amount = models.PositiveBigIntegerField()
+    currency_code = models.CharField(max_length=3)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.stage} {self.outcome} {self.amount} {self.currency_code} ({self.payment_intent_id or self.cart_id})"
+
+
 # --- Ledger -----------------------------------------------------------------------------
 
 

@@ -191,11 +191,11 @@ def _converge(*, session: PaymentSession, payment_intent: dict[str, Any], actor:
 
     previous = session.status
     if status == "requires_payment_method" and payment_intent.get("last_payment_error"):
+        # Once per failed charge, whether or not the session was marked failed already.
+        payment_services.payment_attempt_record_from_intent(payment_intent=payment_intent, session=session)
         if previous == PaymentSessionStatus.FAILED:
             return Outcome(payment_intent_id, "unchanged")
         payment_services.payment_session_fail(payment_intent_id=payment_intent_id)
-        error = payment_intent.get("last_payment_error") or {}
-        metrics.record_payment_declined(currency=session.currency_code, code=str(error.get("code") or "payment_failed"))
         return Outcome(payment_intent_id, "session_failed", detail=f"session {previous}->failed")
     updated = payment_services.payment_session_sync_from_intent(payment_intent=payment_intent)
     if updated is not None and updated.status != previous:

@@ -5,8 +5,15 @@ Callers import from here (``from payments import services``); see docs/payments.
 * ``sessions``: ``payment_session_upsert`` / ``_request_check`` / ``_sync_from_intent`` / ``_fail`` / ``_release``
 * ``cards``: ``stripe_customer_get_or_create``, ``payment_method_detach``, ``payment_method_save_from_intent``,
   ``card_token_attach`` (a Stripe.js card token on the customer's or the guest cart's Customer)
+* ``attempts``: ``payment_attempt_record`` and its callers: every payment attempt outcome, once
 * ``common``: ``idempotency_key`` and small readers of Stripe objects
 """
+
+from payments.services.attempts import (
+    payment_attempt_record,
+    payment_attempt_record_attach_failure,
+    payment_attempt_record_from_intent,
+)
 
 from payments.services.cards import (
     card_token_attach,
@@ -35,6 +42,9 @@ __all__ = [
     "guest_customer_id_for_cart",
     "idempotency_key",
     "payment_method_detach",
+    "payment_attempt_record",
+    "payment_attempt_record_attach_failure",
+    "payment_attempt_record_from_intent",
     "payment_method_save_from_intent",
     "payment_session_error_releases_stock",
     "payment_session_fail",

@@ -23,6 +23,11 @@ from common import metrics
 from common.errors import ApplicationError, Conflict, PaymentError, ValidationError
 from payments import gateway
 from payments.models import PaymentSession, PaymentSessionStatus
+from payments.services.attempts import (
+    payment_attempt_record_attach_failure,
+    payment_attempt_record_confirm_error,
+    payment_attempt_record_from_intent,
+)
 from payments.services.cards import (
     card_token_attach,
     guest_customer_id_for_cart,
@@ -89,9 +94,11 @@ def _session_lock(*, payment_intent_id: str) -> PaymentSession | None:
 def payment_session_sync_from_intent(*, payment_intent: dict[str, Any]) -> PaymentSession | None:
     """Copy a PaymentIntent's status into our session row (DB only: safe inside a transaction).
 
-    For the order and webhook code: call it with the intent you retrieved or received. When
-    the intent is authorized and the shopper asked to save the card, the attach (localstripe
-    only, see ``payment_method_save_from_intent``) is enqueued on commit.
+    For the order and webhook code: call it with the intent you retrieved or received. A change
+    of status records the attempt outcome the intent shows (``payment_attempt_record_from_intent``:
+    authorized, declined, 3-D Secure asked), once per fact. When the intent is authorized and
+    the shopper asked to save the card, the attach (localstripe only, see
+    ``payment_method_save_from_intent``) is enqueued on commit.
     """
     intent_id = payment_intent.get("id")
     if not intent_id:
@@ -105,6 +112,7 @@ def payment_session_sync_from_intent(*, payment_intent: dict[str, Any]) -> Payme
             metrics.record_payment_session_status(currency=session.currency_code, amount=int(payment_intent.get("amount") or session.amount), old=session.status, new=status)  # noqa: E501
             session.status = status
             session.save(update_fields=["status", "updated_at"])
+            payment_attempt_record_from_intent(payment_intent=payment_intent, session=session)
     if (
         status in (PaymentSessionStatus.AUTHORIZED, PaymentSessionStatus.SUCCEEDED)
         and session.save_payment_method
@@ -235,7 +243,12 @@ def _session_record(
     save_payment_method: bool,
     stripe_customer_id: str | None,
 ) -> PaymentSession:
-    """Store what Stripe answered, unless a request for a newer cart version already did."""
+    """Store what Stripe answered, unless a request for a newer cart version already did.
+
+    A status change (a 3-D Secure authenticated in the browser, seen on the next call) is
+    counted and its attempt outcome recorded, as ``payment_session_sync_from_intent`` does.
+    """
+    old_status = session.status
     fields = {
         **_session_fields_from_intent(intent),
         "cart_version": cart_version,
@@ -251,6 +264,11 @@ def _session_record(
             code="payment_session_stale",
         )
     session.refresh_from_db()
+    if session.status != old_status:
+        metrics.record_payment_session_status(
+            currency=session.currency_code, amount=session.amount, old=old_status, new=session.status
+        )
+        payment_attempt_record_from_intent(payment_intent=intent, session=session)
     return session
 
 
@@ -375,9 +393,15 @@ def payment_session_upsert(
             card_token=card_token,
         )
     if card_token:
-        stripe_customer_id, payment_method_id = card_token_attach(
-            token=card_token, cart_id=cart_id, email=email, user_id=user_id
-        )
+        try:
+            stripe_customer_id, payment_method_id = card_token_attach(
+                token=card_token, cart_id=cart_id, email=email, user_id=user_id
+            )
+        except ApplicationError as exc:  # a card refused on attach: no session, still an attempt
+            payment_attempt_record_attach_failure(
+                cart_id=cart_id, card_token=card_token, amount=amount, currency_code=currency_code, error=exc
+            )
+            raise
     elif user_id:
         stripe_customer_id = stripe_customer_get_or_create(user_id=user_id)
     elif payment_method_id:  # a guest's tokenized card, tried again on a replacement intent (below)
@@ -409,6 +433,8 @@ def payment_session_upsert(
         # After a decline the next attempt gets a fresh intent (the declined one is canceled):
         # every attempt starts clean, and localstripe cannot confirm a declined intent again.
         declined = session_status_for_intent(current) == PaymentSessionStatus.FAILED
+        if declined:  # its decline may not have reached us yet (browser confirm, webhook late)
+            payment_attempt_record_from_intent(payment_intent=current, session=session)
         if status in UPDATABLE_STATUSES and same_currency and customer_ok and not declined:
             intent = _intent_update(
                 cart_id=cart_id, cart_version=cart_version, session=session, intent=current, target=target
@@ -507,10 +533,13 @@ def _session_confirm(*, session: PaymentSession, cart_id: str, intent_id: str) -
         intent = gateway.payment_intent_confirm(id=intent_id, idempotency_key=key)
     except PaymentError as exc:
         failed = payment_session_fail(payment_intent_id=intent_id)
-        logger.info("payment_intent.declined cart_id=%s payment_intent_id=%s", cart_id, intent_id)
-        metrics.record_payment_declined(currency=session.currency_code, code=exc.code)
+        logger.info("payment_intent.declined cart_id=%s payment_intent_id=%s code=%s", cart_id, intent_id, exc.code)
+        _declined_attempt_record(session=session, intent_id=intent_id)
         if failed is not None:
             session.refresh_from_db()
+        raise
+    except ApplicationError as exc:
+        payment_attempt_record_confirm_error(session=session, payment_intent_id=intent_id, error=exc)
         raise
     logger.info(
         "payment_intent.confirmed cart_id=%s payment_intent_id=%s status=%s", cart_id, intent_id, intent.get("status")
@@ -519,6 +548,20 @@ def _session_confirm(*, session: PaymentSession, cart_id: str, intent_id: str) -
     payment_session_sync_from_intent(payment_intent=intent)
     session.refresh_from_db()
     return session
+
+
+def _declined_attempt_record(*, session: PaymentSession, intent_id: str) -> None:
+    """Record a server-side confirm's decline from the intent (its failed charge names the fact,
+    as in the webhook that follows). Reads Stripe: outside transactions. If Stripe cannot be read
+    now, the webhook, the next payment-session call or the sweep records it."""
+    try:
+        intent = gateway.payment_intent_retrieve(id=intent_id)
+    except ApplicationError as exc:
+        logger.warning(
+            "payment_attempt.decline_unread cart_id=%s payment_intent_id=%s code=%s", session.cart_id, intent_id, exc.code
+        )
+        return
+    payment_attempt_record_from_intent(payment_intent=intent, session=session)
 
 
 def payment_session_error_releases_stock(error: ApplicationError) -> bool:

@@ -1,12 +1,38 @@
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.widgets import FilteredSelectMultiple
 
 from catalog.models import Price, Product, Region, ShippingOption, StockLevel, StockReservation, Variant
+from common.addresses import country_choices, country_name
+
+
+class RegionAdminForm(forms.ModelForm):
+    """The region's countries picked by name (common.addresses.country_choices), stored as ISO codes."""
+
+    countries = forms.MultipleChoiceField(
+        choices=country_choices, widget=FilteredSelectMultiple("countries", is_stacked=False)
+    )
+
+    class Meta:
+        model = Region
+        fields = "__all__"
+
+    def clean_countries(self) -> list[str]:
+        # Keep the stored order (the first country is the region's default), new ones after.
+        chosen = self.cleaned_data["countries"]
+        kept = [code for code in (self.instance.countries or []) if code in chosen]
+        return kept + [code for code in chosen if code not in kept]
 
 
 @admin.register(Region)
 class RegionAdmin(admin.ModelAdmin):
-    list_display = ["name", "currency_code", "tax_rate_bps", "tax_inclusive", "id"]
+    form = RegionAdminForm
+    list_display = ["name", "currency_code", "country_names", "tax_rate_bps", "tax_inclusive", "id"]
     search_fields = ["name", "id"]
+
+    @admin.display(description="Countries")
+    def country_names(self, obj: Region) -> str:
+        return ", ".join(country_name(code=code) for code in obj.countries or [])
 
 
 class PriceInline(admin.TabularInline):

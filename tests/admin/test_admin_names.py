@@ -7,13 +7,14 @@ import re
 import pytest
 from django.utils.html import escape
 
+from catalog.models import Region
 from customers.selectors import users_display_names
 from orders.admin_forms import amount_input
 from orders.models import CheckoutIncident, OrderEvent
 from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus
 from tests.admin.conftest import grant, order_url
 from tests.admin.test_money_actions import post
-from tests.factories import UserFactory
+from tests.factories import RegionFactory, UserFactory
 from tests.factories.orders import OrderFactory
 
 pytestmark = pytest.mark.django_db
@@ -136,3 +137,24 @@ def test_the_incident_list_names_the_actor(staff_client, staff):
     html = staff_client.get("/admin/orders/checkoutincident/").content.decode()
 
     assert '<td class="field-actor">Stripe</td>' in html
+
+
+# --- Country names in the admin -----------------------------------------------------------------
+
+
+def test_the_region_form_picks_countries_by_name_and_keeps_their_order(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    region = RegionFactory(name="Europe", currency_code="eur", countries=["FR", "DE"])
+    url = f"/admin/catalog/region/{region.pk}/change/"
+
+    page = client.get(url).content.decode()
+    assert '<option value="DE" selected>Germany</option>' in page
+    assert '<option value="AT">Austria</option>' in page
+    assert "<td class=\"field-country_names\">France, Germany</td>" in client.get("/admin/catalog/region/").content.decode()
+
+    response = client.post(url, {
+        "name": "Europe", "currency_code": "eur", "countries": ["AT", "DE", "FR"], "tax_rate_bps": 0,
+    })
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Region.objects.get(pk=region.pk).countries == ["FR", "DE", "AT"]

@@ -139,6 +139,43 @@ class OrderEvent(models.Model):
         return f"{self.type} by {self.actor}"
 
 
+class OrderNotificationKind(models.TextChoices):
+    """The emails a shopper gets after the confirmation (orders.services.notifications)."""
+
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELED = "canceled"
+    REFUNDED = "refunded"
+
+
+class OrderNotification(models.Model):
+    """One email owed to the shopper for one fact of the order: an outbox row.
+
+    Written in the transaction that records the fact (so it exists exactly when the fact
+    does); ``key`` is unique per (order, kind, object), so recording a fact twice (a webhook
+    replayed, a task retried) owes one email. ``claimed_at`` is a sending worker's lease,
+    ``sent_at`` is set once the email went out (orders.services.notifications).
+    """
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=16, choices=OrderNotificationKind.choices)
+    key = models.CharField(max_length=255, unique=True)
+    # What the email says, as known when the fact was recorded (carrier and tracking, amount refunded...).
+    payload = models.JSONField(default=dict, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["created_at"], condition=Q(sent_at__isnull=True), name="order_notification_unsent")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class OrderCounter(models.Model):
     """One row per sequence; ``display_id`` is allocated by an UPDATE ... RETURNING on it."""
 

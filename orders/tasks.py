@@ -11,6 +11,7 @@ from orders import services
 
 # The placement task normally sends within seconds; the sweep only picks up what it never sent.
 CONFIRMATION_RESEND_AFTER = timedelta(minutes=5)
+NOTIFICATION_RESEND_AFTER = timedelta(minutes=5)
 PAYMENT_OPERATIONS_RESUME_AFTER = timedelta(minutes=5)
 
 
@@ -24,6 +25,18 @@ def send_order_confirmation(order_id: str) -> bool:
 def resend_confirmations() -> int:
     """Beat: send the confirmations never sent (broker down at commit, worker killed mid-send)."""
     return services.order_confirmations_resend(older_than=CONFIRMATION_RESEND_AFTER)
+
+
+@shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=8)
+def send_order_notification(key: str) -> bool:
+    """Send one shipped / delivered / canceled / refunded email; a no-op if it was sent (or is being sent)."""
+    return services.order_notification_send(key=key)
+
+
+@shared_task(name="orders.resend_notifications", ignore_result=True)
+def resend_notifications() -> int:
+    """Beat: send the notifications owed but never sent (broker down at commit, worker killed mid-send)."""
+    return services.order_notifications_resend(older_than=NOTIFICATION_RESEND_AFTER)
 
 
 @shared_task(name="orders.resume_payment_operations", ignore_result=True)

@@ -14,11 +14,22 @@
 * ``sync``: ``order_payment_sync`` (ledger and payment_status follow Stripe),
   ``order_dispute_record``
 * ``confirmation``: ``order_confirmation_send``, ``order_confirmations_resend`` (beat)
+* ``notifications``: the shipped / delivered / canceled / refunded emails, recorded in the
+  transaction of their fact and sent once: ``order_notification_record``,
+  ``order_refund_notifications_record``, ``order_notification_send``,
+  ``order_notifications_resend`` (beat), ``notification_key``
 """
 
 from orders.services.confirmation import order_confirmation_send, order_confirmations_resend
 from orders.services.core import ORDER_COUNTER, InvalidTransition, order_lock, order_transition
 from orders.services.incidents import checkout_incident_release_retry, order_orphan_payment_release
+from orders.services.notifications import (
+    notification_key,
+    order_notification_record,
+    order_notification_send,
+    order_notifications_resend,
+    order_refund_notifications_record,
+)
 from orders.services.payment_ops import (
     PaymentOperationPending,
     order_payment_cancel,
@@ -42,17 +53,22 @@ __all__ = [
     "InvalidTransition",
     "PaymentOperationPending",
     "checkout_incident_release_retry",
+    "notification_key",
     "order_complete_cart",
     "order_confirmation_send",
     "order_confirmations_resend",
     "order_dispute_record",
     "order_lock",
+    "order_notification_record",
+    "order_notification_send",
+    "order_notifications_resend",
     "order_orphan_payment_release",
     "order_payment_cancel",
     "order_payment_capture",
     "order_payment_refund",
     "order_payment_sync",
     "order_place",
+    "order_refund_notifications_record",
     "order_transition",
     "payment_operation_resume",
     "payment_operations_resume",

@@ -200,6 +200,7 @@ class DashboardData:
     payments: q.PaymentOutcomes
     payment_success_permille: int | None
     payments_by_day: list[q.PaymentOutcomes]
+    decline_reasons: list[q.DeclineReason]
     currencies: list[CurrencySummary]
     revenue: list[RevenueRow]
     carts: q.CartFunnel
@@ -213,8 +214,8 @@ class DashboardData:
 def dashboard_build(*, period: Period, now: datetime | None = None) -> DashboardData:
     now = now or timezone.now()
     start, end = period.start, period.end
-    payments = q.payment_outcomes(start=start, end=end)
-    payments_by_day = q.payment_outcomes_by_day(start=start, end=end)
+    figures = q.payment_figures(start=start, end=end)
+    payments = figures.total
     by_currency = q.orders_by_currency(start=start, end=end)
     currencies = [
         CurrencySummary(
@@ -241,8 +242,9 @@ def dashboard_build(*, period: Period, now: datetime | None = None) -> Dashboard
         period=period,
         now=now,
         payments=payments,
-        payment_success_permille=rate_permille(payments.authorized, payments.attempts),
-        payments_by_day=payments_by_day,
+        payment_success_permille=rate_permille(payments.succeeded, payments.attempts),
+        payments_by_day=figures.by_day,
+        decline_reasons=figures.decline_reasons,
         currencies=currencies,
         revenue=revenue,
         carts=carts,
@@ -300,7 +302,13 @@ def _sections(data: DashboardData) -> list[Section]:
         key="overview",
         title="Overview",
         cards=[
-            Card("Payment success rate", percent(p.authorized, p.attempts), f"{p.authorized} authorized of {p.attempts} attempts", success_tone),
+            Card(
+                "Payment success rate",
+                percent(p.succeeded, p.attempts),
+                f"{p.succeeded} succeeded of {p.attempts} attempts; {p.declined} declined"
+                + (f", {p.errors} errors" if p.errors else ""),
+                success_tone,
+            ),
             *[
                 Card(
                     f"Average order value ({c.currency_code.upper()})",
@@ -391,8 +399,9 @@ def _sections(data: DashboardData) -> list[Section]:
         key="payments",
         title="Payments and carts",
         description=(
-            "Success rate: payment sessions authorized / (authorized + declined), by the day the session was created. "
-            "Abandonment: carts with items that did not become an order."
+            "Success rate: payment attempts succeeded / (succeeded + declined + errors), by the day the outcome "
+            "was recorded; every try counts, a card refused on attach and a declined try the shopper retried "
+            "included. Abandonment: carts with items that did not become an order."
         ),
         charts=[
             Chart(
@@ -401,8 +410,9 @@ def _sections(data: DashboardData) -> list[Section]:
                 type="bar",
                 labels=labels,
                 datasets=[
-                    {"label": "Authorized", "data": [by_day[d].authorized if d in by_day else 0 for d in days], "kind": "count", "color": "good"},
-                    {"label": "Declined", "data": [by_day[d].failed if d in by_day else 0 for d in days], "kind": "count", "color": "bad"},
+                    {"label": "Succeeded", "data": [by_day[d].succeeded if d in by_day else 0 for d in days], "kind": "count", "color": "good"},
+                    {"label": "Declined", "data": [by_day[d].declined if d in by_day else 0 for d in days], "kind": "count", "color": "bad"},
+                    {"label": "Errors", "data": [by_day[d].errors if d in by_day else 0 for d in days], "kind": "count", "color": "warn"},
                 ],
                 stacked=True,
             ),
@@ -424,15 +434,23 @@ def _sections(data: DashboardData) -> list[Section]:
             Table(
                 headers=["Measure", "Count", "Rate"],
                 rows=[
-                    ["Payment sessions authorized", str(p.authorized), percent(p.authorized, p.attempts)],
-                    ["Payment sessions declined", str(p.failed), percent(p.failed, p.attempts)],
-                    ["Payment sessions without outcome (pending, 3-D Secure abandoned)", str(p.unfinished), ""],
+                    ["Payment attempts", str(p.attempts), ""],
+                    ["Payment attempts succeeded", str(p.succeeded), percent(p.succeeded, p.attempts)],
+                    ["Payment attempts declined", str(p.declined), percent(p.declined, p.attempts)],
+                    ["Payment attempts refused for another reason (errors)", str(p.errors), percent(p.errors, p.attempts)],
+                    ["3-D Secure asked, no outcome yet (or abandoned)", str(p.unfinished), ""],
                     ["Carts with items", str(data.carts.carts), ""],
                     ["Carts that became an order", str(data.carts.completed), percent(data.carts.completed, data.carts.carts)],
                     ["Carts abandoned", str(data.carts.abandoned), percent(data.carts.abandoned, data.carts.carts)],
                 ],
                 numeric=[1, 2],
-            )
+            ),
+            Table(
+                headers=["Decline reason", "Stage", "Declines", "Share of declines"],
+                rows=[[r.code or "unknown", r.stage, str(r.count), percent(r.count, p.declined)] for r in data.decline_reasons],
+                numeric=[2, 3],
+                empty="No declined payment in this period.",
+            ),
         ],
     )
 

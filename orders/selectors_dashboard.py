@@ -4,10 +4,11 @@ Each function is one query (a GROUP BY with conditional aggregates) over a half-
 ``[start, end)``; none loops over orders in Python. Money is summed per currency in minor
 units and never mixed across currencies. Definitions (also in docs/admin.md):
 
-* **payment success rate**: of the payment sessions created in the period that reached an
-  outcome, the share that was authorized (session ``authorized``/``succeeded``, or an
-  authorization in the ledger); the other outcome is ``failed`` (declined). Sessions still
-  ``pending``/``requires_action`` (no outcome yet, or 3-D Secure abandoned) are counted apart.
+* **payment success rate**: of the payment attempts whose outcome was recorded in the period
+  (``payments.PaymentAttempt``, via ``payments.selectors.payment_attempt_counts``), the share
+  that succeeded: succeeded / (succeeded + declined + errors). A card refused on attach counts,
+  and a declined attempt stays counted when the shopper retries (its session is canceled then).
+  3-D Secure requests still without an outcome are counted apart (``unfinished``).
 * **revenue per day**: money captured minus money refunded (settled ledger rows), by the day
   the money moved, per currency; orders placed and their value by the day they were placed.
 * **average order value**: total of the orders placed in the period (canceled ones excluded)
@@ -29,7 +30,8 @@ from django.db.models.functions import Coalesce, TruncDate
 from carts.models import Cart, CartStatus, LineItem
 from orders.models import Order, OrderStatus, PaymentStatus
 from orders.selectors_admin import EXPIRY_WARNING_WINDOW, orders_awaiting_capture
-from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus, PaymentSession, PaymentSessionStatus
+from payments import selectors as payment_selectors
+from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus, PaymentAttemptOutcome
 
 _ZERO = Value(0, output_field=IntegerField())
 
@@ -44,52 +46,55 @@ def _sum(field: str, condition: Q | None = None) -> Coalesce:
 @dataclass(frozen=True)
 class PaymentOutcomes:
     day: date | None  # None: the whole period
-    authorized: int
-    failed: int
-    unfinished: int  # pending or requires_action: no outcome (yet)
+    succeeded: int
+    declined: int
+    errors: int  # refused by Stripe for another definite reason than the card
+    unfinished: int  # 3-D Secure asked for, no outcome (yet, or abandoned)
 
     @property
     def attempts(self) -> int:
-        return self.authorized + self.failed
+        """Attempts with an outcome: the success rate's denominator."""
+        return self.succeeded + self.declined + self.errors
 
 
-def _sessions(start: datetime, end: datetime):  # type: ignore[no-untyped-def]
-    authorized_in_ledger = Exists(
-        LedgerEntry.objects.filter(
-            payment_intent_id=OuterRef("payment_intent_id"),
-            kind=LedgerEntryKind.AUTHORIZATION,
-            status=LedgerEntryStatus.SUCCEEDED,
-        )
+@dataclass(frozen=True)
+class DeclineReason:
+    stage: str  # attach | confirm
+    code: str  # Stripe's decline_code, else its error code
+    count: int
+
+
+@dataclass(frozen=True)
+class PaymentFigures:
+    total: PaymentOutcomes
+    by_day: list[PaymentOutcomes]
+    decline_reasons: list[DeclineReason]  # most frequent first
+
+
+def payment_figures(*, start: datetime, end: datetime) -> PaymentFigures:
+    """Payment attempt outcomes over the period, per day and by decline reason (one query)."""
+    days: dict[date, dict[str, int]] = {}
+    reasons: dict[tuple[str, str], int] = {}
+    for row in payment_selectors.payment_attempt_counts(start=start, end=end):
+        counts = days.setdefault(row.day, {"succeeded": 0, "declined": 0, "errors": 0, "unfinished": 0})
+        if row.outcome == PaymentAttemptOutcome.SUCCEEDED:
+            counts["succeeded"] += row.count
+        elif row.outcome == PaymentAttemptOutcome.DECLINED:
+            counts["declined"] += row.count
+            reasons[(row.stage, row.decline_code)] = reasons.get((row.stage, row.decline_code), 0) + row.count
+        elif row.outcome == PaymentAttemptOutcome.ERROR:
+            counts["errors"] += row.count
+        elif row.outcome == PaymentAttemptOutcome.REQUIRES_ACTION and not row.settled:
+            counts["unfinished"] += row.count
+    by_day = [PaymentOutcomes(day=day, **counts) for day, counts in sorted(days.items())]
+    total = PaymentOutcomes(
+        day=None, **{key: sum(getattr(d, key) for d in by_day) for key in ("succeeded", "declined", "errors", "unfinished")}
     )
-    return PaymentSession.objects.filter(created_at__gte=start, created_at__lt=end).annotate(
-        was_authorized=authorized_in_ledger
-    )
-
-
-_SUCCESS = Q(status__in=[PaymentSessionStatus.AUTHORIZED, PaymentSessionStatus.SUCCEEDED]) | Q(was_authorized=True)
-_OUTCOMES = {
-    "authorized": Count("pk", filter=_SUCCESS),
-    "failed": Count("pk", filter=Q(status=PaymentSessionStatus.FAILED) & ~_SUCCESS),
-    "unfinished": Count(
-        "pk", filter=Q(status__in=[PaymentSessionStatus.PENDING, PaymentSessionStatus.REQUIRES_ACTION]) & ~_SUCCESS
-    ),
-}
-
-
-def payment_outcomes(*, start: datetime, end: datetime) -> PaymentOutcomes:
-    row = _sessions(start, end).aggregate(**_OUTCOMES)
-    return PaymentOutcomes(day=None, **row)
-
-
-def payment_outcomes_by_day(*, start: datetime, end: datetime) -> list[PaymentOutcomes]:
-    rows = (
-        _sessions(start, end)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(**_OUTCOMES)
-        .order_by("day")
-    )
-    return [PaymentOutcomes(**row) for row in rows]
+    decline_reasons = [
+        DeclineReason(stage=stage, code=code, count=count)
+        for (stage, code), count in sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    return PaymentFigures(total=total, by_day=by_day, decline_reasons=decline_reasons)
 
 
 # --- Revenue and orders -------------------------------------------------------------------

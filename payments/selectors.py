@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
+from django.db.models import Count, Exists, OuterRef
+from django.db.models.functions import TruncDate
+
 from payments import gateway
-from payments.models import PaymentSession, StripeCustomer
+from payments.models import PaymentAttempt, PaymentAttemptOutcome, PaymentSession, StripeCustomer
 from payments.services.common import id_of
 
 
@@ -57,4 +62,45 @@ def payment_method_list_for_user(*, user_id: str) -> list[dict[str, Any]]:
         }
         for method in methods
         if method.get("type") == "card"
+    ]
+
+
+# --- Payment attempts (for reports: the admin dashboard) -----------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentAttemptCount:
+    """How many attempt rows share a day (UTC, ``created_at``), stage, outcome and decline code.
+
+    ``settled``: for ``requires_action`` rows, whether the same PaymentIntent later recorded a
+    success or a decline (else the 3-D Secure step is still open or was abandoned); always
+    True for the other outcomes.
+    """
+
+    day: date
+    stage: str
+    outcome: str
+    decline_code: str
+    settled: bool
+    count: int
+
+
+def payment_attempt_counts(*, start: datetime, end: datetime) -> list[PaymentAttemptCount]:
+    """Attempt rows recorded in ``[start, end)``, grouped (one query); see ``PaymentAttemptCount``."""
+    settled = Exists(
+        PaymentAttempt.objects.filter(
+            payment_intent_id=OuterRef("payment_intent_id"),
+            outcome__in=[PaymentAttemptOutcome.SUCCEEDED, PaymentAttemptOutcome.DECLINED],
+        ).exclude(payment_intent_id="")
+    )
+    rows = (
+        PaymentAttempt.objects.filter(created_at__gte=start, created_at__lt=end)
+        .annotate(day=TruncDate("created_at"), settled=settled)
+        .values("day", "stage", "outcome", "decline_code", "settled")
+        .annotate(count=Count("pk"))
+        .order_by("day", "stage", "outcome", "decline_code", "settled")
+    )
+    return [
+        PaymentAttemptCount(**{**row, "settled": row["settled"] or row["outcome"] != PaymentAttemptOutcome.REQUIRES_ACTION})
+        for row in rows
     ]

@@ -58,9 +58,13 @@ from payments.models import (
     LedgerEntry,
     LedgerEntryKind,
     LedgerEntryStatus,
+    PaymentAttempt,
+    PaymentAttemptOutcome,
+    PaymentAttemptStage,
     PaymentSession,
     PaymentSessionStatus,
 )
+from payments.services import attempts as payment_attempts
 
 DEMO_DOMAIN = "demo.example.com"
 ORDER_COUNTER = "order"  # orders.services.ORDER_COUNTER
@@ -243,6 +247,21 @@ class Generator:
         self.batch.add(session, at - timedelta(minutes=1))
         return session
 
+    def _attempt(self, *, session: PaymentSession, at: datetime, outcome: str, key: str, code: str = "") -> None:
+        """The attempt outcome the payments services would have recorded for this session."""
+        attempt = PaymentAttempt(
+            cart_id=session.cart_id,
+            payment_session=session,
+            payment_intent_id=session.payment_intent_id or "",
+            stage=PaymentAttemptStage.CONFIRM,
+            outcome=outcome,
+            decline_code=code,
+            amount=session.amount,
+            currency_code=session.currency_code,
+            idempotency_key=key,
+        )
+        self.batch.add(attempt, at)
+
     def _ledger(
         self, *, order: Order, kind: str, amount: int, at: datetime, key: str, actor: str, obj: str = "", reason: str = ""
     ) -> None:
@@ -329,6 +348,9 @@ class Generator:
             currency=currency, at=placed, status=CartStatus.COMPLETED, email=email, address=address, customer=customer
         )
         session = self._session(cart=cart, at=placed, status=PaymentSessionStatus.AUTHORIZED, amount=totals.total)
+        pi = session.payment_intent_id or ""
+        self._attempt(session=session, at=placed, outcome=PaymentAttemptOutcome.SUCCEEDED,
+                      key=payment_attempts.attempt_key_succeeded(payment_intent_id=pi))
         order = Order(
             display_id=self.display_id,
             cart=cart,
@@ -427,6 +449,8 @@ class Generator:
             currency=currency, at=at, status=status, email=email, address=address, customer=customer
         )
         session = self._session(cart=cart, at=at, status=PaymentSessionStatus.FAILED, amount=totals.total)
+        key = payment_attempts.attempt_key_declined(payment_intent_id=session.payment_intent_id or "", failure_id=_id("ch"))
+        self._attempt(session=session, at=at, outcome=PaymentAttemptOutcome.DECLINED, key=key, code="card_declined")
         intent = {
             "id": session.payment_intent_id,
             "object": "payment_intent",
@@ -454,12 +478,15 @@ class Generator:
         )
         if with_address and self.rng.random() < 0.5:  # reached the payment step, never paid
             unfinished = PaymentSessionStatus.REQUIRES_ACTION if self.rng.random() < 0.2 else PaymentSessionStatus.PENDING
-            self._session(cart=cart, at=at, status=unfinished, amount=totals.total)
+            session = self._session(cart=cart, at=at, status=unfinished, amount=totals.total)
+            if unfinished == PaymentSessionStatus.REQUIRES_ACTION:
+                key = payment_attempts.attempt_key_requires_action(payment_intent_id=session.payment_intent_id or "")
+                self._attempt(session=session, at=at, outcome=PaymentAttemptOutcome.REQUIRES_ACTION, key=key)
         self._bump("abandoned")
 
     def write(self) -> None:
         WebhookEvent = apps.get_model("webhooks", "WebhookEvent")
-        for model in (Cart, LineItem, PaymentSession, Order, OrderLine, LedgerEntry, OrderEvent, Dispute, WebhookEvent):
+        for model in (Cart, LineItem, PaymentSession, PaymentAttempt, Order, OrderLine, LedgerEntry, OrderEvent, Dispute, WebhookEvent):
             _write(model, self.batch.rows.get(model, []))
         top = self.display_id - 1
         OrderCounter.objects.get_or_create(name=ORDER_COUNTER, defaults={"value": top})
@@ -652,6 +679,7 @@ def demo_delete() -> dict[str, int]:
         ("orders", Order.objects.filter(**demo_pi)),
         ("ledger", LedgerEntry.objects.filter(**demo_pi)),
         ("disputes", Dispute.objects.filter(**demo_pi)),
+        ("attempts", PaymentAttempt.objects.filter(cart_id__in=cart_ids)),
         ("sessions", PaymentSession.objects.filter(cart_id__in=cart_ids)),
         ("webhook events", WebhookEvent.objects.filter(stripe_event_id__startswith="evt_demo_")),
         ("carts", Cart.objects.filter(pk__in=cart_ids)),

@@ -10,17 +10,23 @@ Packing and shipping (to ``fulfilled`` / ``shipped``) also need a live payment
 payment was fully refunded, or that was never paid raises ``PaymentNotLive`` (409
 ``payment_not_live``), checked under the same row lock. Delivery records a fact about goods
 already handed to the carrier and is not refused.
+
+Shipping and delivery each owe the shopper one email (``orders.services.notifications``),
+recorded in the same transaction. Delivery of an order whose money is settled (nothing left to
+capture: ``orders.transitions.order_completable``) also moves ``status`` to ``completed``.
 """
 
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from django.db import transaction
 
 from common.errors import Conflict, ValidationError
 from orders import services
-from orders.models import FulfillmentStatus, Order, OrderEvent, PaymentStatus
+from orders.models import FulfillmentStatus, Order, OrderEvent, OrderNotificationKind, OrderStatus, PaymentStatus
+from orders.transitions import order_completable
 from payments import disputes
 from payments.models import Actor
 
@@ -84,6 +90,19 @@ def _fulfillment_move(
             OrderEvent.objects.create(
                 order=order, type="shipment_recorded", actor=actor, actor_user_id=user_id or "", payload=shipment
             )
+        if target == FulfillmentStatus.SHIPPED:
+            services.order_notification_record(order=order, kind=OrderNotificationKind.SHIPPED, payload=shipment)
+        if target == FulfillmentStatus.DELIVERED:
+            services.order_notification_record(order=order, kind=OrderNotificationKind.DELIVERED)
+            if order_completable(order=order):
+                order = services.order_transition(
+                    order_id=order_id,
+                    field="status",
+                    target=OrderStatus.COMPLETED,
+                    actor=actor,
+                    user_id=user_id,
+                    reason="delivered and paid",
+                )
     logger.info(
         "order.fulfillment order_id=%s to=%s actor=%s user_id=%s%s",
         order_id,
@@ -107,28 +126,35 @@ def order_ship(
     order_id: str,
     carrier: str,
     tracking_number: str,
+    tracking_url: str = "",
     actor: str = Actor.STAFF,
     user_id: str | None = None,
     reason: str = "",
 ) -> Order:
-    """Handed to the carrier: fulfilled -> shipped, with the carrier and tracking number recorded."""
-    carrier, tracking_number = carrier.strip(), tracking_number.strip()
+    """Handed to the carrier: fulfilled -> shipped, with the carrier and tracking number (and
+    the carrier's tracking page, when given: an http(s) URL) recorded; the shopper is emailed."""
+    carrier, tracking_number, tracking_url = carrier.strip(), tracking_number.strip(), tracking_url.strip()
     if not carrier:
         raise ValidationError("The carrier is required.", param="carrier")
     if not tracking_number:
         raise ValidationError("The tracking number is required.", param="tracking_number")
+    if tracking_url and (urlsplit(tracking_url).scheme not in ("http", "https") or not urlsplit(tracking_url).netloc):
+        raise ValidationError("The tracking URL must be an http(s) URL.", param="tracking_url")
+    shipment = {"carrier": carrier[:100], "tracking_number": tracking_number[:100]}
+    if tracking_url:
+        shipment["tracking_url"] = tracking_url[:500]
     return _fulfillment_move(
         order_id=order_id,
         target=FulfillmentStatus.SHIPPED,
         actor=actor,
         user_id=user_id,
         reason=reason,
-        shipment={"carrier": carrier[:100], "tracking_number": tracking_number[:100]},
+        shipment=shipment,
     )
 
 
 def order_deliver(*, order_id: str, actor: str = Actor.STAFF, user_id: str | None = None, reason: str = "") -> Order:
-    """Received by the customer: shipped -> delivered."""
+    """Received by the customer: shipped -> delivered (and ``completed`` when the money is settled)."""
     return _fulfillment_move(
         order_id=order_id, target=FulfillmentStatus.DELIVERED, actor=actor, user_id=user_id, reason=reason
     )

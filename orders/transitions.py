@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 from orders.models import FulfillmentStatus, OrderStatus, PaymentStatus
 
 if TYPE_CHECKING:
+    from orders.models import Order
     from payments.ledger import LedgerTotals
 
+# pending -> completed happens by itself (``order_completable``): delivered, and the money settled.
 ORDER_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     OrderStatus.PENDING: frozenset({OrderStatus.COMPLETED, OrderStatus.CANCELED}),
     OrderStatus.COMPLETED: frozenset({OrderStatus.ARCHIVED}),
@@ -41,6 +43,24 @@ FULFILLMENT_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     _F.DELIVERED: frozenset(),
     _F.CANCELED: frozenset(),
 }
+
+# Payment states with nothing left to capture or authorize: the money was taken (all of it, or
+# part with the rest released), whatever was refunded since. An order delivered in one of them
+# is ``completed``. Not ``canceled`` (nothing was ever charged: staff must look at it) nor
+# ``authorized`` (the capture is still to come; it completes the order when it is recorded).
+SETTLED_PAYMENT_STATUSES: frozenset[str] = frozenset(
+    {_P.PARTIALLY_CAPTURED, _P.CAPTURED, _P.PARTIALLY_REFUNDED, _P.REFUNDED}
+)
+
+
+def order_completable(*, order: Order) -> bool:
+    """Whether a pending order is done: delivered, and its money settled (``SETTLED_PAYMENT_STATUSES``)."""
+    return (
+        order.status == OrderStatus.PENDING
+        and order.fulfillment_status == _F.DELIVERED
+        and order.payment_status in SETTLED_PAYMENT_STATUSES
+    )
+
 
 TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
     "status": ORDER_STATUS_TRANSITIONS,

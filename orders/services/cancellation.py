@@ -6,6 +6,11 @@ placement); packed goods are the warehouse's to put back. The stock rows are loc
 order row (the fixed order: stock rows, then order), and the restock runs at most once per
 order: only while ``fulfillment_status`` is ``not_fulfilled``, in the transaction that moves it
 to ``canceled`` (final).
+
+The shopper is emailed once (``orders.services.notifications``, kind ``canceled``, recorded in
+the same transaction) with what became of the money: the hold released, or refunded. Not when
+the goods already left (``shipped`` / ``delivered``: fulfillment is not canceled): staff look
+at that order first.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from django.db import transaction
 
 from catalog import services as catalog_services
 from orders import selectors
-from orders.models import FulfillmentStatus, Order, OrderStatus
+from orders.models import FulfillmentStatus, Order, OrderNotificationKind, OrderStatus
 from orders.services.core import _event, _transition, order_lock
+from orders.services.notifications import order_notification_record
+from payments import ledger
 from orders.transitions import transition_allowed
 
 logger = logging.getLogger(__name__)
@@ -53,6 +60,13 @@ def order_cancel_released(*, order_id: str, actor: str, user_id: str | None, rea
         for field, target in (("status", OrderStatus.CANCELED), ("fulfillment_status", FulfillmentStatus.CANCELED)):
             if transition_allowed(field=field, current=getattr(order, field), target=target):
                 _transition(order=order, field=field, target=target, actor=actor, user_id=user_id, payload={"reason": reason})
+        if order.status == OrderStatus.CANCELED and order.fulfillment_status == FulfillmentStatus.CANCELED:
+            totals = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
+            order_notification_record(
+                order=order,
+                kind=OrderNotificationKind.CANCELED,
+                payload={"released": totals.voided, "captured": totals.captured, "refunded": totals.refunded},
+            )
     units = sum(restocked.values())
     logger.info(
         "order.canceled order_id=%s payment_intent_id=%s restocked_units=%s actor=%s user_id=%s reason=%s",

@@ -37,10 +37,12 @@ from django.utils import timezone
 
 from common.errors import ApplicationError, Conflict, Unprocessable
 from orders import selectors
-from orders.models import Order, PaymentStatus
+from orders.models import Order, OrderStatus, PaymentStatus
 from orders.services.cancellation import order_cancel_released
-from orders.services.core import InvalidTransition, _payment_status_follow, _refund_status, order_lock
+from orders.services.core import InvalidTransition, _payment_status_follow, _refund_status, _transition, order_lock
+from orders.services.notifications import order_refund_notifications_record
 from orders.services.sync import order_payment_sync
+from orders.transitions import order_completable
 from payments import disputes, gateway, ledger
 from payments.ledger import LedgerEntryData
 from payments.models import Actor, LedgerEntry, LedgerEntryKind, LedgerEntryStatus, RefundReason
@@ -198,6 +200,13 @@ def _finish(*, row: LedgerEntry, answer: dict[str, Any]) -> Order:
         after = _payment_status_follow(
             order=order, before=before, actor=actor, user_id=user_id, event_type=_OPS[row.kind].event_type, extra=extra
         )
+        if row.kind == LedgerEntryKind.REFUND:  # one email per refund that succeeded (a pending one: once it does)
+            order_refund_notifications_record(order=order)
+        if order_completable(order=order):  # captured after delivery
+            _transition(
+                order=order, field="status", target=OrderStatus.COMPLETED, actor=actor, user_id=user_id,
+                payload={"reason": "delivered and paid"},
+            )
     if row.kind == LedgerEntryKind.VOID:
         order, _ = order_cancel_released(order_id=order.id, actor=actor, user_id=user_id, reason=row.reason)
     logger.info(

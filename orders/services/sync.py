@@ -9,9 +9,11 @@ from typing import Any
 from django.db import transaction
 
 from orders import selectors
-from orders.models import Order, PaymentStatus
+from orders.models import Order, OrderStatus, PaymentStatus
 from orders.services.cancellation import order_cancel_released
-from orders.services.core import _amounts, _event, _payment_status_follow, _refund_status, order_lock
+from orders.services.core import _amounts, _event, _payment_status_follow, _refund_status, _transition, order_lock
+from orders.services.notifications import order_refund_notifications_record
+from orders.transitions import order_completable
 from payments import disputes, gateway, ledger
 from payments.ledger import LedgerEntryData
 from payments.models import Actor, LedgerEntry, LedgerEntryKind, LedgerEntryStatus
@@ -84,6 +86,13 @@ def order_payment_sync(*, payment_intent_id: str, actor: str = Actor.STRIPE) -> 
         after = _payment_status_follow(
             order=order, before=before, actor=actor, user_id=None, event_type="payment_synced", extra={}
         )
+        if facts.refunds:  # one email per refund the ledger now holds as succeeded
+            order_refund_notifications_record(order=order)
+        if order_completable(order=order):  # captured (e.g. in the dashboard) after delivery
+            _transition(
+                order=order, field="status", target=OrderStatus.COMPLETED, actor=actor, user_id=None,
+                payload={"reason": "delivered and paid"},
+            )
     if _amounts(before) != _amounts(after):
         logger.info(
             "order.payment_synced order_id=%s payment_intent_id=%s authorized=%s captured=%s voided=%s refunded=%s "

@@ -224,7 +224,15 @@ def test_vendored_asset_urls_are_disarmed(client):
 def test_storefront_loads_nothing_from_outside_but_stripe_js(client, settings):
     """Stripe.js is the one script from another host, and only as configured (``STRIPE_JS_URL``)."""
     settings.STRIPE_JS_URL = "https://js.stripe.com/v3/"
-    pages = {path: client.get(path).content.decode() for path in ("/", "/orders/order_01m8v8tx4e8q2w6r0t3y5u7i9o")}
+    paths = (
+        "/",
+        "/orders/order_01m8v8tx4e8q2w6r0t3y5u7i9o",
+        "/account",
+        "/account/sign-in",
+        "/account/register",
+        "/account/orders/order_01m8v8tx4e8q2w6r0t3y5u7i9o",
+    )
+    pages = {path: client.get(path).content.decode() for path in paths}
     for path, html in pages.items():
         assert "storefront/storefront.js" in html, path
         assert not _external(html, allowed={settings.STRIPE_JS_URL}), path

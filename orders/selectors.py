@@ -21,10 +21,22 @@ def order_queryset() -> QuerySet[Order]:
     return Order.objects.prefetch_related("lines")
 
 
+class _JSONRows(JSONBAgg):
+    """``JSONB_AGG(… ORDER BY …)`` on PostgreSQL; on SQLite (the demo's database, whose version
+    may predate ORDER BY inside aggregates) ``json_group_array``, which takes the rows in rowid
+    order for one ``key`` value (a table scan, or an index on the key, whose equal entries are
+    kept in rowid order): insertion order, which for these append-only rows is creation order."""
+
+    def as_sqlite(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
+        [expression] = self.get_source_expressions()[:1]
+        sql, params = compiler.compile(expression)
+        return f"JSON_GROUP_ARRAY(JSON({sql}))", params
+
+
 def _json_rows(rows: QuerySet, *, key: str, **fields: object) -> Subquery:
     """The rows (all of one ``key`` value) as one JSON array, oldest first, computed inside the
     outer query; ``None`` when there are none."""
-    aggregate = JSONBAgg(JSONObject(**fields), order_by=("created_at", "id"))
+    aggregate = _JSONRows(JSONObject(**fields), order_by=("created_at", "id"))
     return Subquery(rows.order_by().values(key).annotate(rows=aggregate).values("rows"), output_field=JSONField())
 
 

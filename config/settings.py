@@ -35,7 +35,18 @@ if "sqlite" in DATABASES["default"]["ENGINE"]:
     # then writes while the Celery worker writes fails at once, whatever the timeout.
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 
+# The demo's SQLite database only (devtools/demo.py sets it): dj-stripe's tables are created
+# from its models (syncdb) instead of by its migrations, whose 514 RemoveField operations cost
+# about 40 s of CPU on a 2-core machine. Never for PostgreSQL or production: those migrate.
+DEMO_DJSTRIPE_SYNCDB = env.bool("DEMO_DJSTRIPE_SYNCDB", default=False)
+if DEMO_DJSTRIPE_SYNCDB:
+    if "sqlite" not in DATABASES["default"]["ENGINE"]:
+        raise ImproperlyConfigured("DEMO_DJSTRIPE_SYNCDB is for the demo's SQLite database only.")
+    MIGRATION_MODULES = {"djstripe": None}
+
 if not DEBUG:
+    if DEMO_DJSTRIPE_SYNCDB:
+        raise ImproperlyConfigured("DEMO_DJSTRIPE_SYNCDB is for the demo only, never with DJANGO_DEBUG=false.")
     if not SECRET_KEY or SECRET_KEY == _DEV_SECRET:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG=false.")
     if not ALLOWED_HOSTS:
@@ -270,6 +281,7 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Email
 EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env.str("DJANGO_EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "emails"))  # filebased backend
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@example.com")
 
 # --- Logging: structured key=value lines; never card data, client secrets or keys.

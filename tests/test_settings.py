@@ -54,6 +54,16 @@ def test_production_settings_load_when_everything_is_set():
         ({"DJANGO_ALLOWED_HOSTS": None}, "DJANGO_ALLOWED_HOSTS must be set"),
         ({"DATABASE_URL": None}, "DATABASE_URL must point at PostgreSQL"),
         ({"DATABASE_URL": "sqlite:////tmp/shop.sqlite3"}, "DATABASE_URL must point at PostgreSQL"),
+        # The demo's shortcut past dj-stripe's migrations never reaches a real database.
+        ({"DEMO_DJSTRIPE_SYNCDB": "true"}, "DEMO_DJSTRIPE_SYNCDB is for the demo's SQLite database only"),
+        (
+            {"DEMO_DJSTRIPE_SYNCDB": "true", "DATABASE_URL": "sqlite:////tmp/shop.sqlite3"},
+            "DEMO_DJSTRIPE_SYNCDB is for the demo only",
+        ),
+        (
+            {"DEMO_DJSTRIPE_SYNCDB": "true", "DJANGO_DEBUG": "true"},
+            "DEMO_DJSTRIPE_SYNCDB is for the demo's SQLite database only",
+        ),
     ],
 )
 def test_production_settings_refuse_to_start_without(overrides, message):
@@ -62,3 +72,16 @@ def test_production_settings_refuse_to_start_without(overrides, message):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert message in result.stderr
+
+
+def test_demo_syncdb_skips_only_dj_stripes_migrations_on_the_demo_sqlite_database(tmp_path):
+    show = "import django; from django.conf import settings; django.setup(); print(settings.MIGRATION_MODULES)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "DEMO_"))}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", DJANGO_DEBUG="true", DATABASE_URL=f"sqlite:///{tmp_path}/demo.sqlite3")
+    run = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 60}
+
+    demo = subprocess.run([sys.executable, "-c", show], env={**env, "DEMO_DJSTRIPE_SYNCDB": "true"}, **run)  # noqa: S603
+    default = subprocess.run([sys.executable, "-c", show], env=env, **run)  # noqa: S603
+
+    assert demo.stdout.strip() == "{'djstripe': None}", demo.stderr
+    assert default.stdout.strip() == "{}", default.stderr

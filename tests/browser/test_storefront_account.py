@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 EMAIL = "grace@example.com"
 NEW_PASSWORD = "loom-and-weft-Pw7"
+TRACKING_URL = "https://www.ups.com/track?tracknum=1Z999AA10123456784"
 
 
 def _orders() -> list[dict[str, Any]]:
@@ -207,7 +208,9 @@ def test_storefront_order_detail_shows_tracking_and_refund_and_hides_other_shopp
     # Staff capture, pack, ship with a tracking number and refund part of it.
     order_services.order_payment_capture(order_id=row["id"])
     fulfillment.order_fulfil(order_id=row["id"])
-    fulfillment.order_ship(order_id=row["id"], carrier="UPS", tracking_number="1Z999AA10123456784")
+    fulfillment.order_ship(
+        order_id=row["id"], carrier="UPS", tracking_number="1Z999AA10123456784", tracking_url=TRACKING_URL
+    )
     order_services.order_payment_refund(order_id=row["id"], amount=500, reason="A flaw in the weave")
 
     page.goto(f"/account/orders/{row['id']}")
@@ -215,6 +218,8 @@ def test_storefront_order_detail_shows_tracking_and_refund_and_hides_other_shopp
     page.wait_for_selector("#order-details:not([hidden])")
     shipments = page.locator("#order-shipments")
     assert "UPS" in shipments.inner_text() and "1Z999AA10123456784" in shipments.inner_text()
+    tracking = shipments.get_by_role("link", name="1Z999AA10123456784")
+    assert tracking.get_attribute("href") == TRACKING_URL  # a link for the shopper to follow, nothing loaded
     refund = page.locator("#order-refunds li")
     expect(refund).to_have_count(1)
     assert "$5.00" in refund.inner_text() and "refunded on" in refund.inner_text()

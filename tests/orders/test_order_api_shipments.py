@@ -158,3 +158,18 @@ def test_another_customers_order_stays_hidden(api_client, customer_token):
 
     assert response.status_code == 404
     assert "shipments" not in response.content.decode()
+
+
+def test_a_recorded_tracking_url_is_shown(api_client):
+    order = OrderFactory()
+    fulfillment.order_fulfil(order_id=order.id)
+    fulfillment.order_ship(
+        order_id=order.id,
+        carrier="UPS",
+        tracking_number="1Z999AA10123456784",
+        tracking_url="https://www.ups.com/track?tracknum=1Z999AA10123456784",
+    )
+
+    [shipment] = api_client.get(f"/store/orders/{order.id}").json()["order"]["shipments"]
+
+    assert shipment["tracking_url"] == "https://www.ups.com/track?tracknum=1Z999AA10123456784"

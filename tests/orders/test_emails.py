@@ -413,35 +413,70 @@ def test_two_workers_racing_send_one_email(mailoutbox):
 # --- for the reviewer: every email as the shopper sees it --------------------------------------
 
 
-@pytest.mark.django_db
-def test_every_email_rendered_to_artifacts(api_client, localstripe, shop, mailoutbox, django_capture_on_commit_callbacks):
-    """Writes artifacts/emails/<kind>.html (and .txt) of one order's whole life, checks each was written."""
-    order = _place(api_client, localstripe, shop)
-    with django_capture_on_commit_callbacks(execute=True):
+def _one_of_each(client: Any, localstripe: Any, shop: Shop) -> dict[str, Any]:
+    """One order's whole life (placed, shipped, captured, delivered, part refunded) and a canceled
+    one: every kind of email, by kind."""
+    order = _place(client, localstripe, shop)
+    with TestCase.captureOnCommitCallbacks(execute=True):
         _ship(order, tracking_url="https://www.dhl.com/track?id=JD014600006281230795")
-    with django_capture_on_commit_callbacks(execute=True):
+    with TestCase.captureOnCommitCallbacks(execute=True):
         services.order_payment_capture(order_id=order.pk)
-    with django_capture_on_commit_callbacks(execute=True):
+    with TestCase.captureOnCommitCallbacks(execute=True):
         fulfillment.order_deliver(order_id=order.pk)
-    with django_capture_on_commit_callbacks(execute=True):
+    with TestCase.captureOnCommitCallbacks(execute=True):
         services.order_payment_refund(order_id=order.pk, amount=1450, reason="one returned")
-    other = _place(api_client, localstripe, shop, quantity=1)
-    with django_capture_on_commit_callbacks(execute=True):
+    other = _place(client, localstripe, shop, quantity=1)
+    with TestCase.captureOnCommitCallbacks(execute=True):
         services.order_payment_cancel(order_id=other.pk)
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.COMPLETED  # delivered, captured (then part refunded)
 
-    kinds = {
+    subjects = {
         "confirmation": f"Order #{order.display_id} confirmed",
         "shipped": f"Order #{order.display_id} has shipped",
         "delivered": f"Order #{order.display_id} was delivered",
         "refunded": f"Refund of $14.50 for order #{order.display_id}",
         "canceled": f"Order #{other.display_id} was canceled",
     }
-    by_subject = {message.subject: message for message in mailoutbox}
-    assert set(kinds.values()) <= set(by_subject)
+    by_subject = {message.subject: message for message in mail.outbox}
+    assert set(subjects.values()) <= set(by_subject)
+    return {kind: by_subject[subject] for kind, subject in subjects.items()}
+
+
+@pytest.mark.django_db
+def test_every_email_rendered_to_artifacts(api_client, localstripe, shop, mailoutbox):
+    """Writes artifacts/emails/<kind>.html (and .txt) for a reviewer; checks each was written."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for kind, subject in kinds.items():
-        message = by_subject[subject]
+    for kind, message in _one_of_each(api_client, localstripe, shop).items():
         (ARTIFACTS / f"{kind}.html").write_text(_html(message))
         (ARTIFACTS / f"{kind}.txt").write_text(f"Subject: {message.subject}\n\n{message.body}")
-        assert subject in (ARTIFACTS / f"{kind}.txt").read_text()
-    assert Order.objects.get(pk=order.pk).status == OrderStatus.COMPLETED  # delivered, captured (then part refunded)
+        assert message.subject in (ARTIFACTS / f"{kind}.txt").read_text()
+        assert (ARTIFACTS / f"{kind}.html").read_text().startswith("<!doctype html>")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db
+def test_every_email_screenshot_to_artifacts(api_client, localstripe, shop, mailoutbox, monkeypatch):
+    """artifacts/emails/<kind>.png: each HTML part as headless Chromium draws it (no network: the
+    emails reference no other host)."""
+    from devtools.chromium import CHROMIUM, chromium_launch
+
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    messages = _one_of_each(api_client, localstripe, shop)  # the ORM work, before Playwright's loop runs
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    requests: list[str] = []
+    with sync_playwright() as playwright:
+        browser = chromium_launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 720, "height": 600})
+            page.on("request", lambda request: requests.append(request.url))
+            for kind, message in messages.items():
+                page.set_content(_html(message))
+                assert page.title() == message.subject
+                page.screenshot(path=str(ARTIFACTS / f"{kind}.png"), full_page=True)
+                assert (ARTIFACTS / f"{kind}.png").stat().st_size > 0
+        finally:
+            browser.close()
+    assert [url for url in requests if not url.startswith(("about:", "data:"))] == []

@@ -275,6 +275,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # confirmations never sent (broker down at commit, worker killed mid-send)
     "resend-order-confirmations": {"task": "orders.resend_confirmations", "schedule": crontab(minute="*/5")},
+    # shipped / delivered / canceled / refunded emails never sent (broker down at commit, worker killed)
+    "resend-order-notifications": {"task": "orders.resend_notifications", "schedule": crontab(minute="*/5")},
     # staff captures / cancels / refunds whose outcome is still pending (Stripe unreachable)
     "resume-payment-operations": {"task": "orders.resume_payment_operations", "schedule": crontab(minute="*/5")},
 }

@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", default="http://127.0.0.1:8000")
     parser.add_argument("--stripe-base", default="http://127.0.0.1:8420")
     parser.add_argument("--publishable-key", default=os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe_dev"))
+    parser.add_argument("--secret-key", default=os.environ.get("STRIPE_API_KEY", ""), help="The stand-in's API key.")
     parser.add_argument("--password", default=os.environ.get("DEMO_SHOPPER_PASSWORD", ""), help="The shoppers' password.")
     parser.add_argument("--orders", type=int, default=30)
     parser.add_argument("--abandoned", type=int, default=5)
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     now = timezone.now()
     api = Api(base_url=args.base_url, stripe_base=args.stripe_base, publishable_key=args.publishable_key,
-              secret_key=os.environ.get("STRIPE_API_KEY", ""))
+              secret_key=args.secret_key)
     staff_id = str(User.objects.get(email=args.staff_email).pk)
     _, body = api.call("GET", "/regions")
     regions = {r["id"]: r for r in body["regions"]}

@@ -120,7 +120,11 @@ class FulfilForm(_OrderActionForm):
 class ShipForm(FulfilForm):
     carrier = forms.CharField(max_length=100)
     tracking_number = forms.CharField(max_length=100)
-    field_order = ["carrier", "tracking_number", "reason", "ledger_version"]
+    tracking_url = forms.URLField(
+        max_length=500, required=False, assume_scheme="https", label="Tracking link",
+        help_text="Optional: the carrier's tracking page, linked in the shipped email and on the shopper's order page.",
+    )
+    field_order = ["carrier", "tracking_number", "tracking_url", "reason", "ledger_version"]
 
 
 class DeliverForm(FulfilForm):

@@ -172,6 +172,7 @@ def _perform(*, name: str, order: Order, form: forms.Form, user_id: str, before:
             order_id=order.pk,
             carrier=data["carrier"],
             tracking_number=data["tracking_number"],
+            tracking_url=data.get("tracking_url") or "",
             actor=Actor.STAFF,
             user_id=user_id,
             reason=reason,

@@ -34,22 +34,35 @@ def test_fulfil_ship_deliver_through_the_confirmation_pages(staff_client, staff)
 
     first = staff_client.post(action_url(order, "fulfil"), {"ledger_version": 0, "reason": ""}, follow=True)
     second = staff_client.post(
-        action_url(order, "ship"), {"ledger_version": 0, "carrier": "DHL", "tracking_number": "JD0146 0000 1234"}, follow=True
+        action_url(order, "ship"),
+        {
+            "ledger_version": 0,
+            "carrier": "DHL",
+            "tracking_number": "JD0146 0000 1234",
+            "tracking_url": "https://www.dhl.com/track?id=JD014600001234",
+        },
+        follow=True,
     )
     third = staff_client.post(action_url(order, "deliver"), {"ledger_version": 0}, follow=True)
 
     assert [messages_of(r)[0][0] for r in (first, second, third)] == ["success"] * 3
     order.refresh_from_db()
     assert order.fulfillment_status == FulfillmentStatus.DELIVERED
+    assert order.status == "completed"  # delivered with its money captured
     events = OrderEvent.objects.filter(order=order).order_by("created_at", "id")
     assert [(e.type, e.payload.get("to")) for e in events] == [
         ("fulfillment_status_changed", "fulfilled"),
         ("fulfillment_status_changed", "shipped"),
         ("shipment_recorded", None),
         ("fulfillment_status_changed", "delivered"),
+        ("status_changed", "completed"),
     ]
     shipment = events.get(type="shipment_recorded")
-    assert shipment.payload == {"carrier": "DHL", "tracking_number": "JD0146 0000 1234"}
+    assert shipment.payload == {
+        "carrier": "DHL",
+        "tracking_number": "JD0146 0000 1234",
+        "tracking_url": "https://www.dhl.com/track?id=JD014600001234",
+    }
     assert {e.actor_user_id for e in events} == {str(staff.pk)} and {e.actor for e in events} == {"staff"}
     assert "JD0146 0000 1234" in staff_client.get(order_url(order)).content.decode()
 

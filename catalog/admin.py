@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import FilteredSelectMultiple
 
-from catalog.models import Price, Product, Region, ShippingOption, StockLevel, StockReservation, Variant
+from catalog.models import Category, Price, Product, Region, ShippingOption, StockLevel, StockReservation, Variant
 from common.addresses import country_choices, country_name
 
 
@@ -52,9 +52,19 @@ class VariantInline(admin.TabularInline):
     show_change_link = True
 
 
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "handle", "position", "id"]
+    list_editable = ["position"]
+    search_fields = ["name", "handle"]
+    prepopulated_fields = {"handle": ["name"]}
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["title", "handle", "id"]
+    list_display = ["title", "handle", "category", "thumbnail", "id"]
+    list_filter = ["category"]
+    list_select_related = ["category"]
     search_fields = ["title", "handle", "id"]
     prepopulated_fields = {"handle": ["title"]}
     inlines = [VariantInline]

@@ -48,11 +48,35 @@ class Region(models.Model):
             raise ValidationError({"countries": 'Use a list of upper-case ISO 3166-1 alpha-2 codes, e.g. ["US"].'})
 
 
+class Category(models.Model):
+    """A storefront filter (Cotton, Linen, ...): a product is in at most one."""
+
+    id = PublicIdField(prefix="pcat")
+    handle = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=100)
+    position = models.IntegerField(default=0, help_text="Lower comes first on the storefront.")
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Product(models.Model):
     id = PublicIdField(prefix="prod")
     title = models.CharField(max_length=200)
     handle = models.SlugField(max_length=200, unique=True)
     description = models.TextField(blank=True)
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products"
+    )
+    thumbnail = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="A URL path on this site (e.g. /media/products/cotton-poplin.svg) or an absolute URL.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from django.db.models import IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
+from django.db.models import Exists, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from catalog.models import Price, Product, Region, ShippingOption, StockReservation, Variant
+from catalog.models import Category, Price, Product, Region, ShippingOption, StockReservation, Variant
 from common.errors import NotFound
 
 
@@ -19,8 +19,15 @@ def region_get(*, region_id: str) -> Region:
     return region
 
 
-def product_list(*, currency_code: str | None) -> QuerySet[Product]:
-    """Products with variants, their stock and (when given) their price in one currency: 3 queries.
+def category_list() -> QuerySet[Category]:
+    """Categories that have at least one product (a chip never leads to an empty list): 1 query."""
+    return Category.objects.filter(Exists(Product.objects.filter(category_id=OuterRef("pk"))))
+
+
+def product_list(*, currency_code: str | None, category_handle: str | None = None) -> QuerySet[Product]:
+    """Products with their category, variants, stock and (when given) their price in one currency:
+    3 queries, whatever the number of products. ``category_handle`` keeps that category's products
+    (an unknown handle: none).
 
     Each variant carries ``held``: the units of its active reservations now (a subquery of the
     variants query), so an expired hold stops counting at once, not when the sweep runs."""
@@ -36,7 +43,10 @@ def product_list(*, currency_code: str | None) -> QuerySet[Product]:
         .annotate(held=Coalesce(Subquery(holds, output_field=IntegerField()), Value(0)))
         .prefetch_related(Prefetch("prices", queryset=prices, to_attr="region_prices"))
     )
-    return Product.objects.prefetch_related(Prefetch("variants", queryset=variants))
+    products = Product.objects.select_related("category").prefetch_related(Prefetch("variants", queryset=variants))
+    if category_handle is not None:
+        products = products.filter(category__handle=category_handle)
+    return products
 
 
 def product_get(*, product_id: str, currency_code: str | None) -> Product:

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from carts.api import CartViewSet, ShippingOptionViewSet
-from catalog.api import ProductViewSet, RegionViewSet
+from catalog.api import CategoryViewSet, ProductViewSet, RegionViewSet
 from common.views import LiveView, ReadyView, api_not_found
 from customers.api import CustomerViewSet
 from payments.api import PaymentMethodViewSet
@@ -19,6 +19,7 @@ def _p(route: str) -> str:
 
 store = [
     re_path(_p("regions"), RegionViewSet.as_view({"get": "list"}), name="regions"),
+    re_path(_p("categories"), CategoryViewSet.as_view({"get": "list"}), name="categories"),
     re_path(_p("products"), ProductViewSet.as_view({"get": "list"}), name="products"),
     re_path(_p(r"products/(?P<pk>[^/]+)"), ProductViewSet.as_view({"get": "retrieve"}), name="product"),
     re_path(_p("shipping-options"), ShippingOptionViewSet.as_view({"get": "list"}), name="shipping-options"),

@@ -47,6 +47,8 @@ def test_products_list_prices_in_region_currency(api_client, region_jpy):
         "title": "Washed Linen",
         "handle": "washed-linen",
         "description": "Sold per metre.",
+        "category": None,
+        "thumbnail": None,
         "variants": [
             {"id": priced.id, "sku": "LIN-NAT", "title": "Natural", "price": {"amount": 4200, "currency_code": "jpy"}, "in_stock": True},
             {"id": unpriced.id, "sku": "LIN-SGE", "title": "Sage", "price": None, "in_stock": False},

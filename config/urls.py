@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
@@ -70,6 +72,8 @@ urlpatterns = [
     re_path(_p("webhooks/stripe"), StripeWebhookView.as_view(), name="webhooks-stripe"),
     re_path(_p("metrics"), MetricsView.as_view(), name="metrics"),
     re_path(r"^(?:webhooks|health)/", api_not_found),
+    # The demo catalog's product images (MEDIA_ROOT); DEBUG only: production serves them elsewhere.
+    *static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT),
     path("", include("storefront.urls")),
 ]
 

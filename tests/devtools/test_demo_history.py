@@ -103,3 +103,28 @@ def test_demo_history_runs_once(history, capsys):
     assert demo_history.main(history["args"]) == 0
     assert Order.objects.count() == before
     assert "there already" in capsys.readouterr().out
+
+
+@pytest.mark.browser
+def test_screenshots_of_the_back_office_with_the_demo_history(history, monkeypatch, django_user_model):
+    """artifacts/screenshots/demo-history/: the dashboard and orders as a first-run demo shows them."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from devtools.chromium import CHROMIUM
+    from devtools.screenshots import capture, pages_to_shoot
+
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed: apt-get install -y chromium")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop runs in this thread
+    django_user_model.objects.create_superuser("history-shots@example.com", "correct-horse-battery")
+    shots = [shot for shot in pages_to_shoot() if shot.name in {"dashboard", "orders", "order", "order-authorized"}]
+
+    files = capture(
+        base_url=history["url"], email="history-shots@example.com", password="correct-horse-battery", shots=shots,
+        out_dir=Path(settings.BASE_DIR) / "artifacts" / "screenshots" / "demo-history",
+    )
+
+    assert {path.stem for path in files} == {"dashboard", "orders", "order", "order-authorized"}
+    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in files)

@@ -39,17 +39,17 @@ import django
 
 SHOPPERS: list[tuple[str, str, str, dict[str, str]]] = [
     # email, first name, last name, address (without names)
-    ("ada.lovelace@demo.example.com", "Ada", "Lovelace",
+    ("ada.lovelace@example.org", "Ada", "Lovelace",
      {"address_1": "12 Loom Street", "city": "Springfield", "province": "IL", "postal_code": "62701", "country_code": "US"}),
-    ("grace.hopper@demo.example.com", "Grace", "Hopper",
+    ("grace.hopper@example.org", "Grace", "Hopper",
      {"address_1": "400 Harbor Way", "city": "Portland", "province": "OR", "postal_code": "97201", "country_code": "US"}),
-    ("hana.sato@demo.example.com", "Hana", "Sato",
+    ("hana.sato@example.org", "Hana", "Sato",
      {"address_1": "1-2-3 Nishiki", "city": "Kyoto", "province": "Kyoto", "postal_code": "604-8111", "country_code": "JP"}),
-    ("lena.weber@demo.example.com", "Lena", "Weber",
+    ("lena.weber@example.org", "Lena", "Weber",
      {"address_1": "Stoffstrasse 5", "city": "Berlin", "postal_code": "10115", "country_code": "DE"}),
-    ("camille.martin@demo.example.com", "Camille", "Martin",
+    ("camille.martin@example.org", "Camille", "Martin",
      {"address_1": "8 rue des Tisserands", "city": "Lyon", "postal_code": "69002", "country_code": "FR"}),
-    ("noura.alsabah@demo.example.com", "Noura", "Al-Sabah",
+    ("noura.alsabah@example.org", "Noura", "Al-Sabah",
      {"address_1": "Block 3, Street 12", "city": "Kuwait City", "postal_code": "13001", "country_code": "KW"}),
 ]
 GUEST_ADDRESS = {"address_1": "77 Selvedge Road", "city": "Austin", "province": "TX", "postal_code": "78701", "country_code": "US"}
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             shopper = SHOPPERS[number] if number < len(SHOPPERS) else rng.choice(SHOPPERS)
             token: str | None = tokens[shopper[0]]
         else:
-            shopper, token = (f"guest{number}@demo.example.com", "Sam", f"Guest{number}", GUEST_ADDRESS), None
+            shopper, token = (f"guest{number}@example.org", "Sam", f"Guest{number}", GUEST_ADDRESS), None
         declines = 1 if rng.random() < 0.15 else 0
         plans.setdefault(shopper[0], []).append((number, at, shopper, token, declines))
     stories: list[Story] = []

@@ -8,7 +8,7 @@ import factory
 from django.utils import timezone
 
 from carts.models import Cart, LineItem
-from catalog.models import Price, Product, Region, ShippingOption, StockLevel, Variant
+from catalog.models import Category, Price, Product, Region, ShippingOption, StockLevel, Variant
 from customers.models import User
 
 
@@ -37,6 +37,15 @@ class RegionFactory(factory.django.DjangoModelFactory):
     countries = factory.LazyFunction(lambda: ["US"])
     tax_rate_bps = 875
     tax_inclusive = False
+
+
+class CategoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Category
+
+    handle = factory.Sequence(lambda n: f"category-{n}")
+    name = factory.Sequence(lambda n: f"Category {n}")
+    position = 0
 
 
 class ProductFactory(factory.django.DjangoModelFactory):

@@ -785,7 +785,11 @@
     /** Pay with a saved card: the server sets it on the PaymentIntent and confirms it. */
     async function authorizeSavedCard(cartId, paymentMethodId) {
       showMessage('Confirming your payment…', 'info');
-      const session = await createSession(cartId, {payment_method_id: paymentMethodId});
+      return settle(await createSession(cartId, {payment_method_id: paymentMethodId}));
+    }
+
+    /** A session the server confirmed: authorized, or 3-D Secure to finish in the browser. */
+    async function settle(session) {
       if (session.status === 'requires_action') {
         showMessage('Your bank asks you to confirm this payment.', 'info');
         await confirmInBrowser(session);
@@ -813,14 +817,7 @@
         throw new ShopperError((error && error.message) || 'Please check your card number, expiry date and CVC.');
       }
       showMessage('Confirming your payment…', 'info');
-      const session = await createSession(cartId, {card_token: token.id});
-      if (session.status === 'requires_action') {
-        showMessage('Your bank asks you to confirm this payment.', 'info');
-        await confirmInBrowser(session);
-      } else if (!AUTHORIZED.includes(session.status)) {
-        throw new ShopperError('The payment was not approved. Please try again or use another card.');
-      }
-      return session;
+      return settle(await createSession(cartId, {card_token: token.id}));
     }
 
     async function pay() {

@@ -130,7 +130,7 @@ def test_docs_is_swagger_ui_with_try_it_out_against_this_server(client, schema):
 
 # --- The API explorer: summaries, examples, idempotency (issue 11 item 8) ---------------------
 
-ID_PREFIXES = ("reg_", "prod_", "variant_", "so_", "cart_", "item_", "ps_", "order_", "cus_", "pi_", "pm_", "evt_")
+ID_PREFIXES = ("reg_", "pcat_", "prod_", "variant_", "so_", "cart_", "item_", "ps_", "order_", "cus_", "pi_", "pm_", "evt_")
 
 
 @pytest.fixture(scope="module")

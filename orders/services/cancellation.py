@@ -22,7 +22,7 @@ from django.db import transaction
 from catalog import services as catalog_services
 from orders import selectors
 from orders.models import FulfillmentStatus, Order, OrderNotificationKind, OrderStatus
-from orders.services.core import _event, _transition, order_lock
+from orders.services.core import event_record, transition_apply, order_lock
 from orders.services.notifications import order_notification_record
 from payments import ledger
 from orders.transitions import transition_allowed
@@ -50,7 +50,7 @@ def order_cancel_released(*, order_id: str, actor: str, user_id: str | None, rea
         if quantities and order.fulfillment_status == FulfillmentStatus.NOT_FULFILLED:
             restocked = catalog_services.stock_restock(quantities=quantities)
             if restocked:
-                _event(
+                event_record(
                     order=order,
                     type="stock_restocked",
                     actor=actor,
@@ -59,7 +59,7 @@ def order_cancel_released(*, order_id: str, actor: str, user_id: str | None, rea
                 ).save()
         for field, target in (("status", OrderStatus.CANCELED), ("fulfillment_status", FulfillmentStatus.CANCELED)):
             if transition_allowed(field=field, current=getattr(order, field), target=target):
-                _transition(order=order, field=field, target=target, actor=actor, user_id=user_id, payload={"reason": reason})
+                transition_apply(order=order, field=field, target=target, actor=actor, user_id=user_id, payload={"reason": reason})
         if order.status == OrderStatus.CANCELED and order.fulfillment_status == FulfillmentStatus.CANCELED:
             totals = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
             order_notification_record(

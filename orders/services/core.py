@@ -2,6 +2,11 @@
 
 Lock order across the package: cart row, stock rows (by pk), order row, order counter, payment
 session row (docs/orders.md).
+
+The package's internal API (used by its sibling modules, never by other apps, which call the
+services ``orders.services`` exports): ``order_lock``, ``display_id_next``, ``event_record``,
+``ledger_amounts``, ``transition_apply``, ``refund_status_of``, ``payment_status_follow``,
+``placement_ledger``. No module imports another's underscore names (tests/test_architecture.py).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ def order_lock(*, order_id: str) -> Order:
     return order
 
 
-def _display_id_next() -> int:
+def display_id_next() -> int:
     """The next order number: an UPDATE ... RETURNING on the counter row (locked until commit).
 
     Gapless and sequential on PostgreSQL and SQLite alike. The counter row is taken last in the
@@ -61,13 +66,13 @@ def _display_id_next() -> int:
     return int(row[0])
 
 
-def _event(
+def event_record(
     *, order: Order, type: str, actor: str, user_id: str | None, payload: Mapping[str, Any] | None = None
 ) -> OrderEvent:
     return OrderEvent(order=order, type=type, actor=actor, actor_user_id=user_id or "", payload=dict(payload or {}))
 
 
-def _amounts(totals: ledger.LedgerTotals) -> dict[str, int]:
+def ledger_amounts(totals: ledger.LedgerTotals) -> dict[str, int]:
     return {
         "authorized": totals.authorized,
         "captured": totals.captured,
@@ -77,7 +82,7 @@ def _amounts(totals: ledger.LedgerTotals) -> dict[str, int]:
     }
 
 
-def _transition(
+def transition_apply(
     *,
     order: Order,
     field: str,
@@ -94,7 +99,7 @@ def _transition(
         raise InvalidTransition(f"Cannot change {field} from {current} to {target}.", param=field)
     setattr(order, field, target)
     order.save(update_fields=[field, "updated_at"])
-    event = _event(
+    event = event_record(
         order=order,
         type=f"{field}_changed",
         actor=actor,
@@ -132,11 +137,11 @@ def order_transition(
         raise ValidationError("Only status and fulfillment_status can be changed directly.", param="field")
     with transaction.atomic():
         order = order_lock(order_id=order_id)
-        _transition(order=order, field=field, target=target, actor=actor, user_id=user_id, payload={"reason": reason})
+        transition_apply(order=order, field=field, target=target, actor=actor, user_id=user_id, payload={"reason": reason})
     return order
 
 
-def _refund_status(refund: dict[str, Any]) -> str:
+def refund_status_of(refund: dict[str, Any]) -> str:
     status = refund.get("status")
     if status == "succeeded":
         return LedgerEntryStatus.SUCCEEDED
@@ -147,25 +152,25 @@ def _refund_status(refund: dict[str, Any]) -> str:
     return LedgerEntryStatus.PENDING
 
 
-def _payment_status_follow(
+def payment_status_follow(
     *, order: Order, before: ledger.LedgerTotals, actor: str, user_id: str | None, event_type: str, extra: dict[str, Any]
 ) -> ledger.LedgerTotals:
     """Inside a transaction with the order locked: move payment_status to what the ledger says; one event."""
     after = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
     target = payment_status_for_totals(after)
-    payload = {"amounts_before": _amounts(before), "amounts_after": _amounts(after), **extra}
+    payload = {"amounts_before": ledger_amounts(before), "amounts_after": ledger_amounts(after), **extra}
     path = transition_path(field="payment_status", current=order.payment_status, target=target)
     if path is None:
         raise InvalidTransition(f"Cannot change payment_status from {order.payment_status} to {target}.")
     for step in path:
-        _transition(order=order, field="payment_status", target=step, actor=actor, user_id=user_id, payload=payload)
-    if not path and _amounts(before) != _amounts(after):  # money moved, same status (a 2nd partial refund)
-        _event(order=order, type=event_type, actor=actor, user_id=user_id, payload=payload).save()
+        transition_apply(order=order, field="payment_status", target=step, actor=actor, user_id=user_id, payload=payload)
+    if not path and ledger_amounts(before) != ledger_amounts(after):  # money moved, same status (a 2nd partial refund)
+        event_record(order=order, type=event_type, actor=actor, user_id=user_id, payload=payload).save()
     metrics.record_money_moved(currency=order.currency_code, captured=after.captured - before.captured, refunded=after.refunded - before.refunded)  # noqa: E501
     return after
 
 
-def _placement_ledger(*, payment_intent: dict[str, Any], order_id: str, actor: str) -> list[LedgerEntryData]:
+def placement_ledger(*, payment_intent: dict[str, Any], order_id: str, actor: str) -> list[LedgerEntryData]:
     pi_id = payment_intent["id"]
     amount = int(payment_intent["amount"])
     currency = str(payment_intent["currency"]).lower()

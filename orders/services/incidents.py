@@ -1,7 +1,7 @@
 """Paid but no order of its own: release the money (cancel or refund), file a CheckoutIncident for staff.
 
-Out of stock at completion (``_oversold``), the cart changed after its authorization
-(``_amount_mismatch``), or a second PaymentIntent of a completed cart
+Out of stock at completion (``incident_oversold``), the cart changed after its authorization
+(``incident_amount_mismatch``), or a second PaymentIntent of a completed cart
 (``order_orphan_payment_release``). A release that failed (Stripe unreachable or refusing)
 is an ``action_failed`` incident that reconciliation retries with the same keys
 (``checkout_incident_release_retry``).
@@ -31,7 +31,7 @@ from common.errors import (
     ServiceUnavailable,
 )
 from orders.models import CheckoutIncident, CheckoutIncidentKind, CheckoutIncidentResolution, Order
-from orders.services.core import _event, _placement_ledger, _refund_status, order_lock
+from orders.services.core import event_record, placement_ledger, refund_status_of, order_lock
 from payments import gateway, ledger
 from payments import services as payment_services
 from payments.ledger import LedgerEntryData
@@ -98,7 +98,7 @@ def _release_call(
         currency_code=currency,
         idempotency_key=ledger.key_refund(refund_id=str(result["id"])),
         stripe_object_id=str(result["id"]),
-        status=_refund_status(result),
+        status=refund_status_of(result),
         actor=Actor.SYSTEM,
         reason=kind,
     )
@@ -113,7 +113,7 @@ def _release_record(*, payment_intent: dict[str, Any], entries: list[LedgerEntry
     again).
     """
     ledger.ledger_entries_record(
-        entries=[*_placement_ledger(payment_intent=payment_intent, order_id="", actor=actor), *entries]
+        entries=[*placement_ledger(payment_intent=payment_intent, order_id="", actor=actor), *entries]
     )
     payment_services.payment_session_release(
         payment_intent_id=payment_intent["id"], status=PaymentSessionStatus.CANCELED
@@ -180,7 +180,7 @@ def _unplaceable(
     error.message = f"{error.message} No order was placed.{outcome}"
 
 
-def _oversold(
+def incident_oversold(
     *, cart_id: str, since: datetime, payment_intent: dict[str, Any], error: InsufficientInventory, actor: str
 ) -> None:
     """Paid but not fulfillable: release the money, tell staff, give the cart back. Outside any transaction."""
@@ -194,7 +194,7 @@ def _oversold(
     )
 
 
-def _amount_mismatch(
+def incident_amount_mismatch(
     *, cart_id: str, since: datetime, payment_intent: dict[str, Any], error: ApplicationError, actor: str
 ) -> None:
     """The cart changed after its payment was authorized: that PaymentIntent can no longer be
@@ -342,7 +342,7 @@ def order_orphan_payment_release(
     elif refund is not None:
         resolution, settled, object_id = (
             CheckoutIncidentResolution.PAYMENT_REFUNDED,
-            _refund_status(refund),
+            refund_status_of(refund),
             str(refund["id"]),
         )
     else:
@@ -355,7 +355,7 @@ def order_orphan_payment_release(
         if existing is not None:  # a claim we took over finished after all
             return existing, False
         order = order_lock(order_id=order_id)
-        ledger.ledger_entries_record(entries=_placement_ledger(payment_intent=payment_intent, order_id="", actor=actor))
+        ledger.ledger_entries_record(entries=placement_ledger(payment_intent=payment_intent, order_id="", actor=actor))
         ledger.ledger_entry_settle(idempotency_key=claim.idempotency_key, status=settled, stripe_object_id=object_id)
         if released:
             payment_services.payment_session_release(payment_intent_id=pi_id, status=PaymentSessionStatus.CANCELED)
@@ -369,7 +369,7 @@ def order_orphan_payment_release(
             detail=detail[:500],
             actor=actor,
         )
-        _event(
+        event_record(
             order=order,
             type="orphan_payment_released" if released else "orphan_payment_release_failed",
             actor=actor,

@@ -39,7 +39,7 @@ from common.errors import ApplicationError, Conflict, Unprocessable
 from orders import selectors
 from orders.models import Order, OrderStatus, PaymentStatus
 from orders.services.cancellation import order_cancel_released
-from orders.services.core import InvalidTransition, _payment_status_follow, _refund_status, _transition, order_lock
+from orders.services.core import InvalidTransition, payment_status_follow, refund_status_of, transition_apply, order_lock
 from orders.services.notifications import order_refund_notifications_record
 from orders.services.sync import order_payment_sync
 from orders.transitions import order_completable
@@ -194,16 +194,16 @@ def _finish(*, row: LedgerEntry, answer: dict[str, Any]) -> Order:
             ledger.ledger_entry_settle(idempotency_key=row.idempotency_key, status=LedgerEntryStatus.SUCCEEDED)
         else:
             ledger.ledger_entry_settle(
-                idempotency_key=row.idempotency_key, status=_refund_status(answer), stripe_object_id=str(answer["id"])
+                idempotency_key=row.idempotency_key, status=refund_status_of(answer), stripe_object_id=str(answer["id"])
             )
             extra.update(refund_id=answer["id"], refund_reason=row.refund_reason)
-        after = _payment_status_follow(
+        after = payment_status_follow(
             order=order, before=before, actor=actor, user_id=user_id, event_type=_OPS[row.kind].event_type, extra=extra
         )
         if row.kind == LedgerEntryKind.REFUND:  # one email per refund that succeeded (a pending one: once it does)
             order_refund_notifications_record(order=order)
         if order_completable(order=order):  # captured after delivery
-            _transition(
+            transition_apply(
                 order=order, field="status", target=OrderStatus.COMPLETED, actor=actor, user_id=user_id,
                 payload={"reason": "delivered and paid"},
             )

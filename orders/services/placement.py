@@ -41,8 +41,8 @@ from common import metrics
 from common.errors import Conflict, Gone, InsufficientInventory, NotFound, PaymentError, Unprocessable
 from orders import selectors
 from orders.models import FulfillmentStatus, Order, OrderEvent, OrderLine, OrderStatus, PaymentStatus
-from orders.services.core import InvalidTransition, _display_id_next, _event, _placement_ledger
-from orders.services.incidents import _amount_mismatch, _oversold
+from orders.services.core import InvalidTransition, display_id_next, event_record, placement_ledger
+from orders.services.incidents import incident_amount_mismatch, incident_oversold
 from orders.transitions import transition_allowed
 from payments import gateway, ledger
 from payments import selectors as payment_selectors
@@ -118,12 +118,12 @@ def order_place(
         return _order_create(cart_id=cart_id, since=since, payment_intent=payment_intent, actor=actor, user_id=user_id)
     except InsufficientInventory as exc:
         assert payment_intent is not None
-        _oversold(cart_id=cart_id, since=since, payment_intent=payment_intent, error=exc, actor=actor)
+        incident_oversold(cart_id=cart_id, since=since, payment_intent=payment_intent, error=exc, actor=actor)
         raise
     except AmountMismatch as exc:
         # An authorized amount cannot change: this PaymentIntent can never be the cart's order.
         assert payment_intent is not None
-        _amount_mismatch(cart_id=cart_id, since=since, payment_intent=payment_intent, error=exc, actor=actor)
+        incident_amount_mismatch(cart_id=cart_id, since=since, payment_intent=payment_intent, error=exc, actor=actor)
         raise
     except BaseException:
         cart_completion.cart_completion_abort(cart_id=cart_id, since=since)
@@ -272,7 +272,7 @@ def _order_create_locked(
     if not transition_allowed(field="payment_status", current=PaymentStatus.NOT_PAID, target=payment_status):
         raise InvalidTransition(param="payment_status")  # pragma: no cover - the table allows both
     order = Order(
-        display_id=_display_id_next(),
+        display_id=display_id_next(),
         cart=cart,
         status=OrderStatus.PENDING,
         payment_status=payment_status,
@@ -316,7 +316,7 @@ def _order_create_locked(
     OrderLine.objects.bulk_create(lines)
     order.placed_lines = lines  # type: ignore[attr-defined] - for the audit line, no re-query
 
-    entries = _placement_ledger(payment_intent=payment_intent, order_id=order.id, actor=actor)
+    entries = placement_ledger(payment_intent=payment_intent, order_id=order.id, actor=actor)
     ledger.ledger_entries_record(entries=entries)
     after = {
         "authorized": pi_amount,
@@ -326,7 +326,7 @@ def _order_create_locked(
     }
     OrderEvent.objects.bulk_create(
         [
-            _event(
+            event_record(
                 order=order,
                 type="order_placed",
                 actor=actor,
@@ -340,7 +340,7 @@ def _order_create_locked(
                     "lines": len(lines),
                 },
             ),
-            _event(
+            event_record(
                 order=order,
                 type="payment_status_changed",
                 actor=Actor.STRIPE,

@@ -11,7 +11,7 @@ from django.db import transaction
 from orders import selectors
 from orders.models import Order, OrderStatus, PaymentStatus
 from orders.services.cancellation import order_cancel_released
-from orders.services.core import _amounts, _event, _payment_status_follow, _refund_status, _transition, order_lock
+from orders.services.core import ledger_amounts, event_record, payment_status_follow, refund_status_of, transition_apply, order_lock
 from orders.services.notifications import order_refund_notifications_record
 from orders.transitions import order_completable
 from payments import disputes, gateway, ledger
@@ -82,18 +82,18 @@ def order_payment_sync(*, payment_intent_id: str, actor: str = Actor.STRIPE) -> 
         entries = _sync_entries(order=order, facts=facts, before=before)
         ledger.ledger_entries_record(entries=entries)
         for refund in facts.refunds:
-            ledger.ledger_refund_status_set(stripe_refund_id=refund["id"], status=_refund_status(refund))
-        after = _payment_status_follow(
+            ledger.ledger_refund_status_set(stripe_refund_id=refund["id"], status=refund_status_of(refund))
+        after = payment_status_follow(
             order=order, before=before, actor=actor, user_id=None, event_type="payment_synced", extra={}
         )
         if facts.refunds:  # one email per refund the ledger now holds as succeeded
             order_refund_notifications_record(order=order)
         if order_completable(order=order):  # captured (e.g. in the dashboard) after delivery
-            _transition(
+            transition_apply(
                 order=order, field="status", target=OrderStatus.COMPLETED, actor=actor, user_id=None,
                 payload={"reason": "delivered and paid"},
             )
-    if _amounts(before) != _amounts(after):
+    if ledger_amounts(before) != ledger_amounts(after):
         logger.info(
             "order.payment_synced order_id=%s payment_intent_id=%s authorized=%s captured=%s voided=%s refunded=%s "
             "disputed=%s currency=%s payment_status=%s actor=%s",
@@ -237,7 +237,7 @@ def _sync_entries(*, order: Order, facts: _StripeFacts, before: ledger.LedgerTot
         if ours is not None and ours.kind == LedgerEntryKind.REFUND:
             if ours.status == LedgerEntryStatus.PENDING:  # our refund reached Stripe; its answer was lost
                 ledger.ledger_entry_settle(
-                    idempotency_key=ours.idempotency_key, status=_refund_status(refund), stripe_object_id=refund_id
+                    idempotency_key=ours.idempotency_key, status=refund_status_of(refund), stripe_object_id=refund_id
                 )
                 continue
             if not ours.stripe_object_id:
@@ -251,7 +251,7 @@ def _sync_entries(*, order: Order, facts: _StripeFacts, before: ledger.LedgerTot
                 amount=int(refund.get("amount") or 0),
                 idempotency_key=ledger.key_refund(refund_id=refund_id),
                 stripe_object_id=refund_id,
-                status=_refund_status(refund),
+                status=refund_status_of(refund),
                 **common,
             )
         )
@@ -318,7 +318,7 @@ def order_dispute_record(
     }
     with transaction.atomic():
         order = order_lock(order_id=order_id)
-        _event(order=order, type=event_type, actor=actor, user_id=None, payload=payload).save()
+        event_record(order=order, type=event_type, actor=actor, user_id=None, payload=payload).save()
         before = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
         entries = _dispute_entries(
             order=order,
@@ -329,7 +329,7 @@ def order_dispute_record(
         )
         if entries:
             ledger.ledger_entries_record(entries=entries)
-            _payment_status_follow(
+            payment_status_follow(
                 order=order, before=before, actor=actor, user_id=None, event_type="dispute_funds_moved", extra=payload
             )
     logger.info(

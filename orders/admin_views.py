@@ -28,11 +28,11 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from common.actors import Actor
 from common.errors import ApplicationError
 from common.money import format_money
 from orders import admin_forms, dashboard, fulfillment, selectors_admin, services
 from orders.models import FulfillmentStatus, Order, OrderStatus, PaymentStatus
-from payments.models import Actor
 
 logger = logging.getLogger(__name__)
 

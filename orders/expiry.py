@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from orders.models import OrderEvent
 from orders.selectors_admin import EXPIRY_WARNING_WINDOW, orders_authorization_expiring
-from payments.models import Actor
+from common.actors import Actor
 
 logger = logging.getLogger(__name__)
 

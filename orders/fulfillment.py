@@ -23,12 +23,12 @@ from urllib.parse import urlsplit
 
 from django.db import transaction
 
+from common.actors import Actor
 from common.errors import Conflict, ValidationError
 from orders import services
 from orders.models import FulfillmentStatus, Order, OrderEvent, OrderNotificationKind, OrderStatus, PaymentStatus
 from orders.transitions import order_completable
 from payments import disputes
-from payments.models import Actor
 
 logger = logging.getLogger(__name__)
 

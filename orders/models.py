@@ -14,8 +14,8 @@ from django.db.models import Q
 
 from carts.models import Cart
 from catalog.models import Region
+from common.actors import Actor
 from common.ids import PublicIdField
-from payments.models import Actor
 
 
 class OrderStatus(models.TextChoices):

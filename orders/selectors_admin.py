@@ -28,7 +28,8 @@ from django.utils import timezone
 from customers import selectors as customer_selectors
 from orders.models import Order, OrderEvent, OrderLine, PaymentStatus
 from payments import ledger
-from payments.models import Actor, Dispute, LedgerEntry, LedgerEntryKind, LedgerEntryStatus
+from common.actors import Actor
+from payments.models import Dispute, LedgerEntry, LedgerEntryKind, LedgerEntryStatus
 
 # Stripe holds a card authorization for 7 days unless the charge tells us otherwise
 # (``capture_before``); the same rule as orders.services.AUTHORIZATION_VALIDITY.

@@ -28,7 +28,8 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from payments.models import Actor, LedgerEntry, LedgerEntryKind, LedgerEntryStatus
+from common.actors import Actor
+from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus
 
 Kind = LedgerEntryKind
 Status = LedgerEntryStatus

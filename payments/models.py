@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from common.actors import Actor
 from common.ids import PublicIdField
 
 
@@ -102,13 +103,6 @@ class PaymentAttempt(models.Model):
 
 
 # --- Ledger -----------------------------------------------------------------------------
-
-
-class Actor(models.TextChoices):
-    CUSTOMER = "customer"
-    STAFF = "staff"
-    SYSTEM = "system"
-    STRIPE = "stripe"
 
 
 class LedgerEntryKind(models.TextChoices):

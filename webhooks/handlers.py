@@ -23,12 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 from common import metrics
+from common.actors import Actor
 from common.errors import ApplicationError
 from orders import selectors as order_selectors
 from orders import services as order_services
 from payments import disputes, gateway
 from payments import selectors as payment_selectors
-from payments.models import Actor
 from webhooks import reconciliation
 
 logger = logging.getLogger(__name__)

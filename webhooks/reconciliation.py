@@ -34,6 +34,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from common import metrics
+from common.actors import Actor
 from common.errors import ApplicationError, Conflict, ProviderUnavailable, ServiceUnavailable
 from orders import selectors as order_selectors
 from orders import services as order_services
@@ -41,7 +42,7 @@ from orders.models import CheckoutIncidentResolution
 from payments import disputes, gateway, ledger
 from payments import selectors as payment_selectors
 from payments import services as payment_services
-from payments.models import Actor, PaymentSession, PaymentSessionStatus
+from payments.models import PaymentSession, PaymentSessionStatus
 
 logger = logging.getLogger(__name__)
 

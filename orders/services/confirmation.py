@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from orders import selectors
 from orders.models import Order, OrderEvent, OrderStatus
-from payments.models import Actor
+from common.actors import Actor
 
 logger = logging.getLogger(__name__)
 

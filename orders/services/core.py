@@ -19,12 +19,13 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from common import metrics
+from common.actors import Actor
 from common.errors import Conflict, NotFound, ValidationError
 from orders.models import Order, OrderCounter, OrderEvent
 from orders.transitions import payment_status_for_totals, transition_allowed, transition_path
 from payments import gateway, ledger
 from payments.ledger import LedgerEntryData
-from payments.models import Actor, LedgerEntryKind, LedgerEntryStatus
+from payments.models import LedgerEntryKind, LedgerEntryStatus
 
 logger = logging.getLogger(__name__)
 

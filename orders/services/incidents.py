@@ -23,6 +23,7 @@ from django.utils import timezone
 from carts import completion as cart_completion
 from carts import services as cart_services
 from catalog import services as catalog_services
+from common.actors import Actor
 from common.errors import (
     ApplicationError,
     Conflict,
@@ -35,7 +36,7 @@ from orders.services.core import event_record, placement_ledger, refund_status_o
 from payments import gateway, ledger
 from payments import services as payment_services
 from payments.ledger import LedgerEntryData
-from payments.models import Actor, LedgerEntryKind, LedgerEntryStatus, PaymentSessionStatus
+from payments.models import LedgerEntryKind, LedgerEntryStatus, PaymentSessionStatus
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,8 @@ from django.utils import timezone
 
 from orders.models import Order, OrderEvent, OrderNotification, OrderNotificationKind
 from payments import ledger
-from payments.models import Actor, LedgerEntryKind, LedgerEntryStatus
+from common.actors import Actor
+from payments.models import LedgerEntryKind, LedgerEntryStatus
 
 logger = logging.getLogger(__name__)
 

@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from common.actors import Actor
 from common.errors import ApplicationError, Conflict, Unprocessable
 from orders import selectors
 from orders.models import Order, OrderStatus, PaymentStatus
@@ -45,7 +46,7 @@ from orders.services.sync import order_payment_sync
 from orders.transitions import order_completable
 from payments import disputes, gateway, ledger
 from payments.ledger import LedgerEntryData
-from payments.models import Actor, LedgerEntry, LedgerEntryKind, LedgerEntryStatus, RefundReason
+from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus, RefundReason
 
 logger = logging.getLogger(__name__)
 

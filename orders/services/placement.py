@@ -38,6 +38,7 @@ from carts import services as cart_services
 from carts.models import Cart, CartStatus
 from catalog import services as catalog_services
 from common import metrics
+from common.actors import Actor
 from common.errors import Conflict, Gone, InsufficientInventory, NotFound, PaymentError, Unprocessable
 from orders import selectors
 from orders.models import FulfillmentStatus, Order, OrderEvent, OrderLine, OrderStatus, PaymentStatus
@@ -47,7 +48,7 @@ from orders.transitions import transition_allowed
 from payments import gateway, ledger
 from payments import selectors as payment_selectors
 from payments import services as payment_services
-from payments.models import Actor, LedgerEntryKind
+from payments.models import LedgerEntryKind
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from orders.services.notifications import order_refund_notifications_record
 from orders.transitions import order_completable
 from payments import disputes, gateway, ledger
 from payments.ledger import LedgerEntryData
-from payments.models import Actor, LedgerEntry, LedgerEntryKind, LedgerEntryStatus
+from common.actors import Actor
+from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus
 
 logger = logging.getLogger(__name__)
 

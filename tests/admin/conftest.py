@@ -19,7 +19,7 @@ from django.test import Client
 
 from orders import services as order_services
 from orders.models import Order
-from payments.models import Actor
+from common.actors import Actor
 from tests.factories import UserFactory
 from tests.orders.conftest import make_cart, pay_cart, shop_for
 

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
+from common.actors import Actor
 from common.errors import Conflict
 from orders import fulfillment
 from orders.models import FulfillmentStatus, Order, OrderEvent, PaymentStatus
-from payments.models import Actor, Dispute
+from payments.models import Dispute
 from tests.admin.conftest import action_url, messages_of, order_url
 from tests.factories.orders import OrderFactory
 

@@ -39,6 +39,7 @@ from ulid import ULID
 from carts.calculations import LineInput, cart_totals
 from carts.models import Cart, CartStatus, LineItem
 from catalog.models import Price, Region, ShippingOption, Variant
+from common.actors import Actor
 from common.money import charge_increment
 from customers.models import User
 from orders import expiry
@@ -53,7 +54,6 @@ from orders.models import (
 )
 from payments import ledger
 from payments.models import (
-    Actor,
     Dispute,
     LedgerEntry,
     LedgerEntryKind,

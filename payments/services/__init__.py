@@ -2,7 +2,8 @@
 
 Callers import from here (``from payments import services``); see docs/payments.md.
 
-* ``sessions``: ``payment_session_upsert`` / ``_request_check`` / ``_sync_from_intent`` / ``_fail`` / ``_release``
+* ``sessions``: ``payment_session_upsert`` / ``_request_check``: the cart's PaymentIntent at Stripe
+* ``session_status``: ``payment_session_sync_from_intent`` / ``_fail`` / ``_release``: database only
 * ``cards``: ``stripe_customer_get_or_create``, ``payment_method_detach``, ``payment_method_save_from_intent``,
   ``card_token_attach`` (a Stripe.js card token on the customer's or the guest cart's Customer)
 * ``attempts``: ``payment_attempt_record`` and its callers: every payment attempt outcome, once
@@ -25,15 +26,17 @@ from payments.services.cards import (
     stripe_customer_id_for,
 )
 from payments.services.common import idempotency_key
+from payments.services.session_status import (
+    payment_session_fail,
+    payment_session_release,
+    payment_session_sync_from_intent,
+    session_status_for_intent,
+)
 from payments.services.sessions import (
     PaymentSessionResult,
     payment_session_error_releases_stock,
-    payment_session_fail,
-    payment_session_release,
     payment_session_request_check,
-    payment_session_sync_from_intent,
     payment_session_upsert,
-    session_status_for_intent,
 )
 
 __all__ = [

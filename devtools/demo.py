@@ -283,7 +283,7 @@ def main() -> None:
             f"  localstripe  {stripe_base}  (webhooks -> {site}/webhooks/stripe)\n"
             f"  celery       {'worker + beat on ' + args.redis_url if use_worker else 'eager (no Redis answered)'}\n"
             "  test cards   4242 4242 4242 4242 ok, 4000 0000 0000 0341 declined, 4000 0027 6000 3184 3-D Secure\n"
-            f"  flow script  .venv/bin/python manage.py checkout_flow --base-url {site}\n"
+            f"  flow script  .venv/bin/python -m devtools.checkout_flow --base-url {site}\n"
             f"  ready in     {phases.elapsed():.0f} s\n"
             "  Ctrl-C stops everything.\n"
             "===============================================\n"

@@ -66,7 +66,7 @@ class Api:
     """The store API and the Stripe stand-in's token endpoint, over HTTP (as a storefront would)."""
 
     def __init__(self, *, base_url: str, stripe_base: str, publishable_key: str, secret_key: str) -> None:
-        from orders.management.commands.checkout_flow import HttpClient
+        from devtools.checkout_flow import HttpClient
 
         self.http = HttpClient(timeout=30.0)
         self.store = base_url.rstrip("/") + "/store"

@@ -1,4 +1,4 @@
-"""``manage.py checkout_flow`` against a live server and a real localstripe (issue 7)."""
+"""``python -m devtools.checkout_flow`` against a live server and a real localstripe (issue 7)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.management import CommandError, call_command
 
+from devtools import checkout_flow
 from tests.helpers import demo_shop_configure
 from tests.plugins.localstripe import LocalStripe, localstripe, localstripe_server  # noqa: F401 - fixtures
 
@@ -27,8 +27,13 @@ def shop_url(live_server: Any, localstripe: LocalStripe, settings: Any) -> str: 
 
 def _flow(*args: str) -> str:
     out = io.StringIO()
-    call_command("checkout_flow", *args, stdout=out, stderr=io.StringIO())
+    if checkout_flow.main(list(args), out=out) != 0:
+        raise FlowFailed(out.getvalue())
     return out.getvalue()
+
+
+class FlowFailed(Exception):
+    """The flow exited non-zero; the message is its output."""
 
 
 def _orders() -> list[Any]:
@@ -61,7 +66,7 @@ def test_checkout_flow_authenticates_three_d_secure(shop_url, localstripe):  # n
 
 
 def test_checkout_flow_fails_on_a_declined_card(shop_url):
-    with pytest.raises(CommandError, match="card_declined"):
+    with pytest.raises(FlowFailed, match="card_declined"):
         _flow("--base-url", shop_url, "--card", "4000000000000341")
     assert _orders() == []
 
@@ -69,7 +74,7 @@ def test_checkout_flow_fails_on_a_declined_card(shop_url):
 def test_checkout_flow_exits_non_zero_when_the_server_is_unreachable():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
     result = subprocess.run(  # noqa: S603 - our own manage.py
-        [sys.executable, "manage.py", "checkout_flow", "--base-url", "http://127.0.0.1:9", "--timeout", "5"],
+        [sys.executable, "-m", "devtools.checkout_flow", "--base-url", "http://127.0.0.1:9", "--timeout", "5"],
         cwd=django_settings.BASE_DIR,
         env=env,
         capture_output=True,

@@ -1,6 +1,6 @@
-"""Drive the whole checkout over HTTP against a running server and its (local)stripe.
+"""Drive the whole checkout over HTTP against a running server and its (local)stripe. Dev tooling.
 
-    python manage.py checkout_flow [--base-url http://127.0.0.1:8000] [--card 4242424242424242] [--region usd]
+    .venv/bin/python -m devtools.checkout_flow [--base-url http://127.0.0.1:8000] [--card 4242424242424242] [--region usd]
 
 regions -> products -> cart -> line item -> email and addresses -> shipping option ->
 payment session (the card is tokenized at Stripe with the publishable key, as Stripe.js
@@ -15,17 +15,17 @@ ends the command with a non-zero exit status.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
-from typing import Any
-
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from typing import Any, TextIO
 
 from common.money import format_money
 
@@ -105,22 +105,35 @@ def _money(amount: int, currency: str) -> str:
     return f"{format_money(amount, currency)} ({amount} {currency})"
 
 
-class Command(BaseCommand):
-    help = "Run a full checkout against a running server over HTTP and print each step; non-zero exit on failure."
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.checkout_flow",
+        description="Run a full checkout against a running server over HTTP and print each step; non-zero exit on failure.",
+    )
+    parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="The shop (default %(default)s).")
+    parser.add_argument("--card", default="4242424242424242", help="Test card number (default %(default)s).")
+    parser.add_argument("--region", default="usd", help="Region: currency code, region id or name (default usd).")
+    parser.add_argument("--quantity", type=int, default=1)
+    parser.add_argument("--email", default="checkout-flow@example.com")
+    parser.add_argument(
+        "--stripe-base", default=None, help="Stripe API base; default: derived from the page's Stripe.js URL."
+    )
+    parser.add_argument("--publishable-key", default=None, help="Default: the storefront page's key.")
+    parser.add_argument("--timeout", type=float, default=30.0, help="Per request, in seconds.")
+    return parser
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="The shop (default %(default)s).")
-        parser.add_argument("--card", default="4242424242424242", help="Test card number (default %(default)s).")
-        parser.add_argument("--region", default="usd", help="Region: currency code, region id or name (default usd).")
-        parser.add_argument("--quantity", type=int, default=1)
-        parser.add_argument("--email", default="checkout-flow@example.com")
-        parser.add_argument(
-            "--stripe-base", default=None, help="Stripe API base; default: derived from the page's Stripe.js URL."
-        )
-        parser.add_argument("--publishable-key", default=None, help="Default: the storefront page's key.")
-        parser.add_argument("--timeout", type=float, default=30.0, help="Per request, in seconds.")
 
-    def handle(self, *args: Any, **options: Any) -> None:
+class Flow:
+    """One run of the flow; prints each step to ``out``."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def run(self, options: dict[str, Any]) -> int:
         base = options["base_url"].rstrip("/")
         self.http = HttpClient(timeout=options["timeout"])
         self.steps: list[tuple[str, float]] = []
@@ -128,16 +141,15 @@ class Command(BaseCommand):
         try:
             order = self._run(base, options)
         except FlowError as exc:
-            self.stdout.write(self.style.ERROR(f"FAILED after {self._elapsed(started)}: {exc}"))
-            raise CommandError(f"checkout flow failed: {exc}") from None
-        self.stdout.write("")
-        self.stdout.write(json.dumps(order, indent=2, sort_keys=True))
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"OK order {order['id']} #{order['display_id']} total {_money(order['total'], order['currency_code'])} "
-                f"payment {order['payment_status']} in {self._elapsed(started)}"
-            )
+            self.write(f"FAILED after {self._elapsed(started)}: checkout flow failed: {exc}")
+            return 1
+        self.write("")
+        self.write(json.dumps(order, indent=2, sort_keys=True))
+        self.write(
+            f"OK order {order['id']} #{order['display_id']} total {_money(order['total'], order['currency_code'])} "
+            f"payment {order['payment_status']} in {self._elapsed(started)}"
         )
+        return 0
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -150,10 +162,10 @@ class Command(BaseCommand):
         try:
             result = action()
         except FlowError as exc:
-            self.stdout.write(self.style.ERROR(f"  x {name:<22} {self._elapsed(started):>8}  {exc}"))
+            self.write(f"  x {name:<22} {self._elapsed(started):>8}  {exc}")
             raise FlowError(f"{name}: {exc}") from None
         self.steps.append((name, time.monotonic() - started))
-        self.stdout.write(f"  + {name:<22} {self._elapsed(started):>8}  {describe(result)}")
+        self.write(f"  + {name:<22} {self._elapsed(started):>8}  {describe(result)}")
         return result
 
     def _post(self, url: str, body: dict[str, Any], expect: tuple[int, ...] = (200,)) -> dict[str, Any]:
@@ -164,7 +176,7 @@ class Command(BaseCommand):
 
     def _run(self, base: str, options: dict[str, Any]) -> dict[str, Any]:
         api = f"{base}/store"
-        self.stdout.write(f"Checkout flow against {base} with card {options['card']}")
+        self.write(f"Checkout flow against {base} with card {options['card']}")
         stripe_base, publishable_key = self._step(
             "stripe config", lambda: self._stripe_config(base, options), lambda r: f"{r[0]} key {r[1][:12]}…"
         )
@@ -330,3 +342,12 @@ class Command(BaseCommand):
         if intent.get("status") not in ("requires_capture", "succeeded"):
             raise FlowError(f"the payment is {intent.get('status')!r} after authentication")
         return intent
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    options = vars(_parser().parse_args(argv))
+    return Flow(out or sys.stdout).run(options)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

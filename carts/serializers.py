@@ -8,8 +8,8 @@ from rest_framework import serializers
 from carts import selectors
 from carts.calculations import CartTotals
 from carts.models import Cart, CartStatus, LineItem
-from common.fields import StrictCharField, StrictEmailField, StrictIntegerField, StrictRegexField
 from carts.services import MAX_LINE_QUANTITY, MAX_LINES
+from common.fields import StrictCharField, StrictEmailField, StrictIntegerField, StrictRegexField
 from payments import selectors as payment_selectors
 from payments.serializers import PaymentSessionSerializer
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -42,7 +41,7 @@ def cart_assert_writable(*, cart: Cart, now: datetime | None = None) -> None:
     if cart.status == CartStatus.COMPLETING:
         raise Conflict("This cart is being completed.", code="cart_completing")
     if cart.status == CartStatus.EXPIRED or cart.expires_at <= now:
-        expired_on = cart.expires_at.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        expired_on = cart.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         raise Gone(f"This cart expired on {expired_on}.", code="cart_expired")
 
 

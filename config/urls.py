@@ -8,8 +8,8 @@ from carts.api import CartViewSet, ShippingOptionViewSet
 from catalog.api import CategoryViewSet, ProductViewSet, RegionViewSet
 from common.views import LiveView, ReadyView, api_not_found
 from customers.api import CustomerViewSet
-from payments.api import PaymentMethodViewSet
 from orders.api import CartCompleteViewSet, OrderViewSet
+from payments.api import PaymentMethodViewSet
 from webhooks.views import MetricsView, StripeWebhookView
 
 

@@ -320,7 +320,11 @@ class Scenario:
 
 
 def _get(name: str, path: Callable[[Fixture], str]) -> Scenario:
-    return Scenario(name, lambda port, fx, concurrency: (lambda i, r=Request(name, "GET", path(fx)): r))
+    def build(port: int, fx: Fixture, concurrency: int) -> Callable[[int], Request]:
+        request = Request(name, "GET", path(fx))  # the same request every time
+        return lambda i: request
+
+    return Scenario(name, build)
 
 
 def _add_line(port: int, fx: Fixture, concurrency: int) -> Callable[[int], Request]:

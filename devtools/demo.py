@@ -23,9 +23,9 @@ import collections
 import importlib.metadata
 import json
 import os
-import socket
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading

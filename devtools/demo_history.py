@@ -95,18 +95,18 @@ class Api:
         """What Stripe.js's confirmCardPayment does for a card the shopper saves, against the stand-in:
         a card PaymentMethod set on the intent, then confirm (localstripe's confirm takes no
         ``payment_method``; docs/localstripe.md)."""
-        auth = {"Authorization": f"Bearer {self.secret_key}"}
         card = {"type": "card", "card[number]": number, "card[exp_month]": "12",
                 "card[exp_year]": str(time.gmtime().tm_year + 4), "card[cvc]": "123"}
-        for path, form in (("/v1/payment_methods", card), (f"/v1/payment_intents/{payment_intent_id}", None),
-                           (f"/v1/payment_intents/{payment_intent_id}/confirm", {})):
-            if form is None:
-                form = {"payment_method": method}
-            status, raw = self.http.request("POST", self.stripe_base + path, form=form, headers=auth)
-            if status != 200:
-                raise HistoryError(f"POST {path} at the Stripe stand-in answered {status}: {raw[:200]!r}")
-            if path == "/v1/payment_methods":
-                method = json.loads(raw)["id"]
+        method = self._stripe_post("/v1/payment_methods", card)["id"]
+        self._stripe_post(f"/v1/payment_intents/{payment_intent_id}", {"payment_method": method})
+        self._stripe_post(f"/v1/payment_intents/{payment_intent_id}/confirm", {})
+
+    def _stripe_post(self, path: str, form: dict[str, str]) -> dict[str, Any]:
+        status, raw = self.http.request("POST", self.stripe_base + path, form=form,
+                                        headers={"Authorization": f"Bearer {self.secret_key}"})
+        if status != 200:
+            raise HistoryError(f"POST {path} at the Stripe stand-in answered {status}: {raw[:200]!r}")
+        return json.loads(raw)
 
 
 @dataclass
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             stories += told
     print(flush=True)
     declined = sum(plan[4] for group in plans.values() for plan in group)
-    for number in range(args.abandoned):
+    for _ in range(args.abandoned):
         email, first, last, address = rng.choice(SHOPPERS)
         story = Story(placed_at=now - timedelta(days=args.days) * rng.random(), order_id="abandon")
         story.mark(story.placed_at)

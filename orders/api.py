@@ -10,9 +10,9 @@ from rest_framework.response import Response
 
 from carts.api import EXAMPLE_ADDRESS, EXAMPLE_LINE_ITEM, EXAMPLE_SHIPPING_METHOD, user_id_of
 from common.pagination import keyed_pagination
+from common.schema import envelope, error_example, error_response
 from orders import selectors, services
 from orders.models import Order
-from common.schema import envelope, error_example, error_response
 from orders.serializers import CompleteInputSerializer, OrderSerializer
 
 OrderResponse = envelope("OrderResponse", {"order": OrderSerializer()})

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from common.actors import Actor
 from orders.models import OrderEvent
 from orders.selectors_admin import EXPIRY_WARNING_WINDOW, orders_authorization_expiring
-from common.actors import Actor
 
 logger = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from common.actors import Actor
 from customers import selectors as customer_selectors
 from orders.models import Order, OrderEvent, OrderLine, PaymentStatus
 from payments import ledger
-from common.actors import Actor
 from payments.models import Dispute, LedgerEntry, LedgerEntryKind, LedgerEntryStatus
 
 # Stripe holds a card authorization for 7 days unless the charge tells us otherwise

@@ -168,7 +168,7 @@ async def deliver(event: resources.Event) -> list[dict[str, Any]]:
                 async with session.post(hook.url, data=payload, headers=headers) as response:
                     await response.read()
                     result["status"] = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             result["error"] = f"{type(exc).__name__}: {exc}"
         logger.info("standin webhook %s %s -> %s: %s", event.type, event.id, webhook_id, result.get("status"))
         _deliveries.append(result)
@@ -225,7 +225,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text='{"error": {"message": "the body must be JSON"}}', content_type="application/json")
+        raise web.HTTPBadRequest(
+            text='{"error": {"message": "the body must be JSON"}}', content_type="application/json"
+        ) from None
     return data if isinstance(data, dict) else {}
 
 

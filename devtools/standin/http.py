@@ -102,7 +102,7 @@ async def _sleep(seconds: float) -> bool:
         _wakeup = asyncio.Event()
     try:
         await asyncio.wait_for(_wakeup.wait(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     return True
 

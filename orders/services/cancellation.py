@@ -22,10 +22,10 @@ from django.db import transaction
 from catalog import services as catalog_services
 from orders import selectors
 from orders.models import FulfillmentStatus, Order, OrderNotificationKind, OrderStatus
-from orders.services.core import event_record, transition_apply, order_lock
+from orders.services.core import event_record, order_lock, transition_apply
 from orders.services.notifications import order_notification_record
-from payments import ledger
 from orders.transitions import transition_allowed
+from payments import ledger
 
 logger = logging.getLogger(__name__)
 

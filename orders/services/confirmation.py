@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from common.actors import Actor
 from orders import selectors
 from orders.models import Order, OrderEvent, OrderStatus
-from common.actors import Actor
 
 logger = logging.getLogger(__name__)
 

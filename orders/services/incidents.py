@@ -32,7 +32,7 @@ from common.errors import (
     ServiceUnavailable,
 )
 from orders.models import CheckoutIncident, CheckoutIncidentKind, CheckoutIncidentResolution, Order
-from orders.services.core import event_record, placement_ledger, refund_status_of, order_lock
+from orders.services.core import event_record, order_lock, placement_ledger, refund_status_of
 from payments import gateway, ledger
 from payments import services as payment_services
 from payments.ledger import LedgerEntryData

@@ -28,9 +28,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from common.actors import Actor
 from orders.models import Order, OrderEvent, OrderNotification, OrderNotificationKind
 from payments import ledger
-from common.actors import Actor
 from payments.models import LedgerEntryKind, LedgerEntryStatus
 
 logger = logging.getLogger(__name__)

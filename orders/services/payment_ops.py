@@ -40,7 +40,13 @@ from common.errors import ApplicationError, Conflict, Unprocessable
 from orders import selectors
 from orders.models import Order, OrderStatus, PaymentStatus
 from orders.services.cancellation import order_cancel_released
-from orders.services.core import InvalidTransition, payment_status_follow, refund_status_of, transition_apply, order_lock
+from orders.services.core import (
+    InvalidTransition,
+    order_lock,
+    payment_status_follow,
+    refund_status_of,
+    transition_apply,
+)
 from orders.services.notifications import order_refund_notifications_record
 from orders.services.sync import order_payment_sync
 from orders.transitions import order_completable

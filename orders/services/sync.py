@@ -8,15 +8,22 @@ from typing import Any
 
 from django.db import transaction
 
+from common.actors import Actor
 from orders import selectors
 from orders.models import Order, OrderStatus, PaymentStatus
 from orders.services.cancellation import order_cancel_released
-from orders.services.core import ledger_amounts, event_record, payment_status_follow, refund_status_of, transition_apply, order_lock
+from orders.services.core import (
+    event_record,
+    ledger_amounts,
+    order_lock,
+    payment_status_follow,
+    refund_status_of,
+    transition_apply,
+)
 from orders.services.notifications import order_refund_notifications_record
 from orders.transitions import order_completable
 from payments import disputes, gateway, ledger
 from payments.ledger import LedgerEntryData
-from common.actors import Actor
 from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus
 
 logger = logging.getLogger(__name__)

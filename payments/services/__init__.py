@@ -15,7 +15,6 @@ from payments.services.attempts import (
     payment_attempt_record_attach_failure,
     payment_attempt_record_from_intent,
 )
-
 from payments.services.cards import (
     card_token_attach,
     guest_customer_id_for_cart,

@@ -17,9 +17,9 @@ from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.test import Client
 
+from common.actors import Actor
 from orders import services as order_services
 from orders.models import Order
-from common.actors import Actor
 from tests.factories import UserFactory
 from tests.orders.conftest import make_cart, pay_cart, shop_for
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -23,6 +22,6 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock(datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt_timezone.utc))
+    fake = Clock(datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC))
     monkeypatch.setattr(timezone, "now", fake)
     return fake

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import CartFactory, LineItemFactory, ProductFactory, ShippingOptionFactory, UserFactory, VariantFactory
+from tests.factories import (
+    CartFactory,
+    LineItemFactory,
+    ProductFactory,
+    ShippingOptionFactory,
+    UserFactory,
+    VariantFactory,
+)
 
 pytestmark = pytest.mark.django_db
 

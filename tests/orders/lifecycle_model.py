@@ -26,8 +26,7 @@ from django.utils import timezone
 
 from catalog.models import StockLevel
 from common.errors import ApplicationError
-from orders import fulfillment
-from orders import services
+from orders import fulfillment, services
 from orders.models import Order
 from orders.transitions import payment_status_for_totals
 from payments import disputes as dispute_selectors

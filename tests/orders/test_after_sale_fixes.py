@@ -5,14 +5,11 @@ Real PostgreSQL, real localstripe (``localstripe`` fixture), no mocks of our own
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
-
-
-from collections.abc import Iterator
-from datetime import timedelta
-
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent, PaymentStatus

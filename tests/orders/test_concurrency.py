@@ -56,7 +56,7 @@ def test_complete_race_32_threads_one_order(localstripe):
         cart_id = make_cart(shop, [(variant, 2)])
         paid = pay_cart(localstripe, cart_id)
 
-        def attempt(i: int) -> tuple[int, dict[str, Any]]:
+        def attempt(i: int, cart_id: str = cart_id, paid: Any = paid) -> tuple[int, dict[str, Any]]:
             response = complete(APIClient(), cart_id, paid.payment_intent_id)
             return response.status_code, response.json()
 
@@ -125,7 +125,10 @@ def test_oversell_never_negative_under_repeated_contention(localstripe):
             paid_carts.append(paid)
 
         results = _run_concurrently(
-            6, lambda i: complete(APIClient(), paid_carts[i].cart_id, paid_carts[i].payment_intent_id).status_code
+            6,
+            lambda i, paid_carts=paid_carts: complete(
+                APIClient(), paid_carts[i].cart_id, paid_carts[i].payment_intent_id
+            ).status_code,
         )
         assert Counter(results) == {201: 2, 409: 4}
         assert StockLevel.objects.get(variant=variant).on_hand == 0

@@ -388,7 +388,9 @@ def test_two_workers_racing_send_one_email(mailoutbox):
         results: list[bool] = []
         errors: list[BaseException] = []
 
-        def worker() -> None:
+        def worker(
+            barrier: threading.Barrier = barrier, results: list[bool] = results, errors: list[BaseException] = errors
+        ) -> None:
             try:
                 barrier.wait(timeout=10)
                 results.append(tasks.send_order_notification(key))

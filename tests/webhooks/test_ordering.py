@@ -139,7 +139,7 @@ def test_ordering_in_order_and_permutations_agree(
 
     # In order.
     paid = None
-    for paid, events in lifecycle(localstripe, shop):
+    for paid, events in lifecycle(localstripe, shop):  # noqa: B007 - the last paid cart is checked after the loop
         process(raw_client, django_capture_on_commit_callbacks, events)
     expected = final_state(paid)
     assert expected["order"][:2] == ("pending", "refunded")
@@ -152,7 +152,7 @@ def test_ordering_in_order_and_permutations_agree(
     for seed in SEEDS:
         rng = random.Random(seed)
         pending: list[dict[str, Any]] = []
-        for paid, events in lifecycle(localstripe, shop):
+        for paid, events in lifecycle(localstripe, shop):  # noqa: B007 - the last paid cart is checked after the loop
             pending += [event for event in events for _ in range(2)]
             rng.shuffle(pending)
             cut = rng.randint(0, len(pending))
@@ -163,7 +163,7 @@ def test_ordering_in_order_and_permutations_agree(
 
     # Everything reversed, after the fact.
     collected: list[dict[str, Any]] = []
-    for paid, events in lifecycle(localstripe, shop):
+    for paid, events in lifecycle(localstripe, shop):  # noqa: B007 - the last paid cart is checked after the loop
         collected += events
     process(raw_client, django_capture_on_commit_callbacks, list(reversed(collected)) * 2)
     assert final_state(paid) == expected

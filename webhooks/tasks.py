@@ -15,7 +15,9 @@ from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
-from webhooks import handlers, reconciliation, services
+from common import request_context
+from common.errors import NotFound
+from webhooks import handlers, reconciliation, selectors, services
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +33,18 @@ def retry_countdown(*, retries: int) -> float:
     )
 
 
+def _event_ids(*, event_id: str) -> dict[str, str | None]:
+    """stripe_event_id and payment_intent_id of an inbox row, for every log line of its processing."""
+    try:
+        row = selectors.webhook_event_get(event_id=event_id)
+    except NotFound:  # the service logs and skips a missing row
+        return {}
+    return {"stripe_event_id": row.stripe_event_id, "payment_intent_id": row.payment_intent_id or None}
+
+
 @shared_task(bind=True, name="webhooks.process_event", acks_late=True, max_retries=None, ignore_result=True)
 def webhook_event_process_task(self, event_id: str) -> None:  # noqa: ANN001 - Celery's bound task
+    request_context.bind(**_event_ids(event_id=event_id))
     max_retries = settings.WEBHOOK_MAX_RETRIES
     retries = self.request.retries
     last_attempt = retries >= max_retries

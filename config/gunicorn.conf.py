@@ -1,0 +1,31 @@
+"""gunicorn settings: ``gunicorn -c config/gunicorn.conf.py`` (add ``--bind``, ``--workers`` as needed).
+
+* Logging: gunicorn's own loggers (``gunicorn.error``, ``gunicorn.access``) are configured
+  with the project's ``settings.LOGGING`` (config/logging.py) as ``logconfig_dict``, so
+  they print in the same format (``LOG_FORMAT=json|console``) as Django's and ours. The
+  access line is an ``http.access`` event with the ``X-Request-ID`` the response carries
+  (common/request_context.py), so it joins the request's other lines.
+* Metrics: with ``PROMETHEUS_MULTIPROC_DIR`` set (a directory shared by the web and Celery
+  processes of the host, emptied before they start), a worker that exits is marked dead
+  so its live gauges leave ``/metrics`` (its counters stay summed in).
+"""
+
+import os
+
+from django.conf import settings
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+wsgi_app = "config.wsgi:application"
+logconfig_dict = settings.LOGGING  # reads the settings module only (no app loading in the master)
+accesslog = "-"
+access_log_format = (
+    "http.access method=%(m)s path=%(U)s status=%(s)s bytes=%(B)s duration_ms=%(M)s request_id=%({x-request-id}o)s"
+)
+
+
+def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -24,6 +24,7 @@ import importlib.metadata
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -252,6 +253,11 @@ def main() -> None:
         _register_webhook(stripe_base, f"{site}/webhooks/stripe", webhook_secret)
         phases.done()
         phases.start("Starting the web server" + (" and the Celery worker" if use_worker else ""))
+        # Web and worker write their metrics to one directory, summed by GET /metrics; emptied per run.
+        metrics_dir = ROOT / "var" / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir()
+        env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         if use_worker:
             children.append(
                 quiet.popen(

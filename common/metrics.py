@@ -107,6 +107,15 @@ RECONCILIATION_FIXES = Counter(
     "reconciliation_fixes", "Payment states repaired by the reconciliation sweep.", ["kind"], namespace=NAMESPACE
 )
 
+# --- Infrastructure -------------------------------------------------------------------
+
+THROTTLE_CACHE_ERRORS = Counter(
+    "throttle_cache_errors",
+    "Throttle cache calls that failed (Redis unreachable): counted in the process's fallback instead.",
+    ["scope"],
+    namespace=NAMESPACE,
+)
+
 
 def _currency(code: str) -> str:
     return (code or "unknown").lower()
@@ -195,3 +204,8 @@ def record_dispute_opened(*, currency: str, amount: int) -> None:
 
 def record_reconciliation_fix(*, kind: str) -> None:
     _after_commit(lambda: RECONCILIATION_FIXES.labels(kind).inc())
+
+
+def record_throttle_cache_error(*, scope: str) -> None:
+    """A throttle's cache call failed (common.throttling): counted at once, no database fact to wait for."""
+    THROTTLE_CACHE_ERRORS.labels(scope or "unknown").inc()

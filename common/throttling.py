@@ -4,15 +4,94 @@
 requests cannot slip past the limit the way DRF's read-modify-write request history can. Rates
 come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope]``, read on every request. A refused
 request becomes ``429 rate_limited`` with ``Retry-After`` (common.errors).
+
+Redis outage: fall back to a per-process limit, never a 500. When a cache call fails with a
+connection error (Redis restarting, unreachable), the same fixed window is counted in this
+process's own local-memory cache instead, ``checkout_throttle_cache_errors_total{scope}`` is
+incremented and ``throttle.cache_unavailable`` is logged at most once per
+``CACHE_ERROR_LOG_INTERVAL`` seconds per process (with the number of errors since the last line),
+not once per request. Why a local limit rather than failing open: failing open would lift the
+card-testing limits (payment sessions per cart and per IP, carts per IP) and the password-guessing
+limit (failed logins per email) for as long as Redis is down, and an attacker who notices the
+outage gets an unlimited window; a per-process count costs the same two atomic calls, keeps every
+limit at most ``rate x web processes`` during the outage, and lets legitimate traffic through (a
+shopper is far below any single process's limit). Counts restart when Redis is back (they would
+have anyway: Redis lost them). Stripe's own fraud checks (Radar) still apply to every payment.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
 from typing import Any
 
+from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
+
+from common import metrics
+
+logger = logging.getLogger(__name__)
+
+CACHE_ERROR_LOG_INTERVAL = 60.0  # seconds between two throttle.cache_unavailable lines of one process
+
+
+def _cache_errors() -> tuple[type[BaseException], ...]:
+    """What a cache backend raises when its server is unreachable (not a bug in our code)."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]  # OSError subclasses: sockets
+    try:
+        from django_redis.exceptions import ConnectionInterrupted
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # the cache is not django-redis
+        return tuple(errors)
+    return (*errors, ConnectionInterrupted, RedisConnectionError, RedisTimeoutError)
+
+
+CACHE_ERRORS = _cache_errors()
+
+# One per process; shared by every throttle while the shared cache is unreachable.
+_local_cache = LocMemCache("throttle-fallback", {"OPTIONS": {"MAX_ENTRIES": 10_000}})
+
+
+class _ErrorLog:
+    """Counts cache errors and logs the first one, then at most one line per interval."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._suppressed = 0
+
+    def record(self, *, scope: str, error: BaseException) -> None:
+        metrics.record_throttle_cache_error(scope=scope)
+        now = time.monotonic()
+        with self._lock:
+            if self._last is not None and now - self._last < self.interval:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed, self._last = self._suppressed, 0, now
+        logger.warning(
+            "throttle.cache_unavailable scope=%s error=%s errors_since_last_line=%s fallback=per_process",
+            scope,
+            type(error).__name__,
+            suppressed + 1,
+        )
+
+    def reset(self) -> None:
+        with self._lock:
+            self._last, self._suppressed = None, 0
+
+
+cache_error_log = _ErrorLog(CACHE_ERROR_LOG_INTERVAL)
+
+
+def local_fallback_clear() -> None:
+    """Forget the per-process fallback counts (tests)."""
+    _local_cache.clear()
+    cache_error_log.reset()
 
 
 class FixedWindowThrottle(SimpleRateThrottle):
@@ -53,11 +132,27 @@ class FixedWindowThrottle(SimpleRateThrottle):
         return f"{base}:{index}", now, index
 
     def _incr(self, key: str) -> int:
-        self.cache.add(key, 0, timeout=self.duration + 1)
+        """Count one request in the window; on a cache outage, in this process's fallback."""
         try:
-            return self.cache.incr(key)
+            return self._incr_on(self.cache, key)
+        except CACHE_ERRORS as error:
+            cache_error_log.record(scope=self.scope, error=error)
+            return self._incr_on(_local_cache, key)
+
+    def _get(self, key: str) -> int:
+        """The window's count so far; on a cache outage, this process's fallback count."""
+        try:
+            return int(self.cache.get(key, 0))
+        except CACHE_ERRORS as error:
+            cache_error_log.record(scope=self.scope, error=error)
+            return int(_local_cache.get(key, 0))
+
+    def _incr_on(self, cache: Any, key: str) -> int:
+        cache.add(key, 0, timeout=self.duration + 1)
+        try:
+            return cache.incr(key)
         except ValueError:  # evicted between add and incr
-            self.cache.add(key, 1, timeout=self.duration + 1)
+            cache.add(key, 1, timeout=self.duration + 1)
             return 1
 
     def _verdict(self, *, count: int, now: float, index: int) -> bool:

@@ -1,4 +1,7 @@
-"""Throttles for registration and login: per client IP, and per email for login (password guessing)."""
+"""Throttles for registration and login: per client IP, and per email for login (password guessing).
+
+On a cache outage both count in the process's fallback (common.throttling), never a 500.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ class TokenEmailThrottle(FixedWindowThrottle):
         if window is None:
             return True
         key, now, index = window
-        return self._verdict(count=int(self.cache.get(key, 0)) + 1, now=now, index=index)
+        return self._verdict(count=self._get(key) + 1, now=now, index=index)
 
     def record_failure(self, request: Any, view: Any) -> None:
         window = self._window(request, view)

@@ -16,6 +16,7 @@ from carts.serializers import (
     LineItemQuantityInputSerializer,
     ShippingMethodInputSerializer,
 )
+from carts.throttling import CartCreateIpThrottle
 from catalog import selectors as catalog_selectors
 from catalog.serializers import ShippingOptionQuerySerializer, ShippingOptionSerializer
 from common.schema import envelope, error_example, error_response
@@ -248,6 +249,7 @@ class CartViewSet(viewsets.ViewSet):
 
     # --- Payment sessions (issue 3) -----------------------------------------------------
     action_throttles: dict[str, tuple[type, ...]] = {
+        "create": (CartCreateIpThrottle,),
         "payment_session_create": (PaymentSessionCartThrottle, PaymentSessionIpThrottle),
     }
 

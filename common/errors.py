@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -117,6 +118,26 @@ class ServiceUnavailable(ApplicationError):
     code = "service_unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database refused or dropped the connection (restart, failover): nothing was decided, retry."""
+
+    code = "service_unavailable"
+    default_message = "The service is temporarily unavailable. Please retry."
+
+
+# Seconds a client is asked to wait after a database outage answer (a restart or failover takes a few).
+DATABASE_RETRY_AFTER = 5
+# Django's wrappers of psycopg's connection errors (refused, closed, server terminated the session).
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+def database_unavailable(exc: BaseException, *, path: str = "") -> DatabaseUnavailable:
+    """The typed 503 for a database connection error, logged once per request."""
+    detail = (str(exc).splitlines() or [""])[0][:200]
+    logger.warning("database.unavailable path=%s error=%s detail=%s", path, type(exc).__name__, detail)
+    return DatabaseUnavailable(headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+
+
 class InsufficientInventory(Conflict):
     code = "insufficient_inventory"
     default_message = "Not enough stock for this item."
@@ -205,6 +226,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         error = exc
     elif isinstance(exc, drf_exceptions.APIException):
         error = _from_drf(exc)
+    elif isinstance(exc, DATABASE_ERRORS):
+        request = context.get("request")
+        error = database_unavailable(exc, path=getattr(request, "path", ""))
     else:
         return None  # a real bug: let Django log it and answer 500 via handler500
     response = error_response(error)

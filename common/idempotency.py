@@ -15,6 +15,14 @@ anything. Per request with a key:
 5. after the view: 2xx and 4xx responses are stored (except 409 and 429, which describe a
    passing condition), anything else (5xx, streaming) deletes the record so the client may retry.
 
+``IDEMPOTENCY_LOCK_TIMEOUT`` follows the request timeout: it defaults to the longest a request
+waits for Stripe (``STRIPE_TIMEOUT`` x (``STRIPE_MAX_NETWORK_RETRIES`` + 1) + 5 s, 65 s; gunicorn's
+worker timeout, 30 s by default, is shorter), so a request that cannot still be running no longer
+blocks its retry. Database outage: if the record cannot be written before the view, the answer is
+``503 service_unavailable`` with ``Retry-After`` (the view does not run); if it cannot be stored or
+deleted after the view, the view's response is still returned and the record stays in flight until
+``IDEMPOTENCY_LOCK_TIMEOUT``, when a retry takes it over.
+
 Secrets in stored responses: a payment-session response carries the PaymentIntent's
 ``client_secret``, and its replay must hand the shopper that same secret (the browser needs it
 to confirm), so the body is stored as answered. It is replayed only to the same scope (the
@@ -42,7 +50,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostE
 from django.utils import timezone
 from rest_framework import exceptions as drf_exceptions
 
-from common.errors import ApplicationError, Conflict, Unprocessable, ValidationError
+from common.errors import (
+    DATABASE_ERRORS,
+    ApplicationError,
+    Conflict,
+    Unprocessable,
+    ValidationError,
+    database_unavailable,
+)
 from common.models import IdempotencyRecord, IdempotencyStatus
 
 logger = logging.getLogger(__name__)
@@ -57,7 +72,7 @@ NOT_STORED_PATHS = (re.compile(r"^/store/auth/token/?$"),)
 # Conflicts and throttling describe a passing condition: a retry with the same key may succeed.
 NOT_STORED_STATUSES = frozenset({409, 429})
 REPLAYED_RESPONSE_HEADERS = ("Content-Type", "Location", "WWW-Authenticate")
-DEFAULT_LOCK_TIMEOUT = timedelta(seconds=120)
+DEFAULT_LOCK_TIMEOUT = timedelta(seconds=65)  # settings.IDEMPOTENCY_LOCK_TIMEOUT's default
 
 _KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 
@@ -328,6 +343,8 @@ class IdempotencyMiddleware:
         except ApplicationError as error:
             logger.info("idempotency.rejected code=%s path=%s", error.code, request.path)
             return _error_response(error)
+        except DATABASE_ERRORS as exc:  # the view would fail the same way: do not run it
+            return _error_response(database_unavailable(exc, path=request.path))
 
         if isinstance(outcome, Replay):
             logger.info("idempotency.replayed scope=%s path=%s status=%s", scope, request.path, outcome.record.response_status)
@@ -337,10 +354,21 @@ class IdempotencyMiddleware:
         try:
             response = self.get_response(request)
         except BaseException:
-            idempotency_record_discard(record=record)
+            _settle(lambda: idempotency_record_discard(record=record), record=record)
             raise
         if _is_storable(response):
-            idempotency_record_complete(record=record, response=response)
+            _settle(lambda: idempotency_record_complete(record=record, response=response), record=record)
         else:
-            idempotency_record_discard(record=record)
+            _settle(lambda: idempotency_record_discard(record=record), record=record)
         return response
+
+
+def _settle(write: Callable[[], object], *, record: IdempotencyRecord) -> None:
+    """Store or discard the record after the view; a database outage leaves it in flight (taken
+    over after ``IDEMPOTENCY_LOCK_TIMEOUT``) instead of turning the view's answer into a 500."""
+    try:
+        write()
+    except DATABASE_ERRORS as exc:
+        logger.warning(
+            "idempotency.settle_failed scope=%s path=%s error=%s", record.scope, record.path, type(exc).__name__
+        )

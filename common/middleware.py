@@ -5,7 +5,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from common.errors import ApplicationError
+from common.errors import DATABASE_ERRORS, ApplicationError, database_unavailable
 
 
 class BodySizeLimitMiddleware:
@@ -49,3 +49,27 @@ class RejectNulMiddleware:
 
 def _json_error(error: ApplicationError) -> JsonResponse:
     return JsonResponse(error.as_dict(), status=error.http_status)
+
+
+class DatabaseUnavailableMiddleware:
+    """A database connection error raised by a view outside DRF (whose handler covers its own
+    views) under ``/store``, ``/webhooks`` or ``/health`` answers ``503 service_unavailable``
+    with ``Retry-After`` in the one error shape, never a 500 page. Stripe retries a webhook
+    delivery that got a 5xx, so a 503 from the inbox loses nothing."""
+
+    PATH_PREFIXES = ("/store/", "/webhooks/", "/health/")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DATABASE_ERRORS) or not request.path_info.startswith(self.PATH_PREFIXES):
+            return None
+        error = database_unavailable(exception, path=request.path)
+        response = _json_error(error)
+        for name, value in error.headers.items():
+            response[name] = value
+        return response

@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "common.middleware.BodySizeLimitMiddleware",
     "common.middleware.RejectNulMiddleware",
+    "common.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -158,6 +159,7 @@ REST_FRAMEWORK = {
         "payment_session_ip": env.str("THROTTLE_PAYMENT_SESSION_IP", default="600/min"),
         "auth": env.str("THROTTLE_AUTH", default="300/min"),
         "auth_email": env.str("THROTTLE_AUTH_EMAIL", default="10/min"),
+        "cart_create": env.str("THROTTLE_CART_CREATE", default="30/min"),
     },
     "NUM_PROXIES": env.int("DJANGO_NUM_PROXIES", default=0),
 }
@@ -196,8 +198,6 @@ CART_TTL = timedelta(seconds=env.int("CART_TTL", default=7 * 24 * 3600))
 RESERVATION_TTL = timedelta(seconds=env.int("RESERVATION_TTL", default=15 * 60))
 CART_COMPLETING_TIMEOUT = timedelta(seconds=env.int("CART_COMPLETING_TIMEOUT", default=120))
 IDEMPOTENCY_KEY_TTL = timedelta(seconds=env.int("IDEMPOTENCY_KEY_TTL", default=48 * 3600))
-# An in-flight Idempotency-Key older than this (its process died) may be taken over by a retry.
-IDEMPOTENCY_LOCK_TIMEOUT = timedelta(seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=120))
 
 # --- Stripe (only payments/gateway.py imports `stripe`)
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="sk_test_localstripe000000000000000000")
@@ -237,6 +237,11 @@ STRIPE_TIMEOUT = env.int("STRIPE_TIMEOUT", default=20)
 # A staff payment operation whose Stripe outcome is unknown stays pending; the next action on the
 # order resumes it once it is older than one request with all its retries (docs/orders.md).
 PAYMENT_OPERATION_RESUME_AFTER = timedelta(seconds=STRIPE_TIMEOUT * (STRIPE_MAX_NETWORK_RETRIES + 1) + 5)
+# An in-flight Idempotency-Key older than the longest a request can run (its process died) is taken over
+# by a retry: by default that same bound, one Stripe call with all its retries (gunicorn's timeout is shorter).
+IDEMPOTENCY_LOCK_TIMEOUT = timedelta(
+    seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=int(PAYMENT_OPERATION_RESUME_AFTER.total_seconds()))
+)
 
 # dj-stripe
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)

@@ -12,7 +12,7 @@ LISTED = re.compile(r"^#?\s*([A-Z][A-Z0-9_]+)=", re.M)
 
 def _read_by_settings() -> set[str]:
     names = set()
-    for path in (ROOT / "config").glob("*.py"):
+    for path in (ROOT / "config").rglob("*.py"):
         names |= {a or b for a, b in READS.findall(path.read_text())}
     return names
 

@@ -1,7 +1,8 @@
-"""Settings: everything from the environment, with safe development defaults.
+"""Settings common to every environment: everything from the environment.
 
-Production mode (DJANGO_DEBUG=false) refuses to start without a secret key,
-allowed hosts and a real (non-SQLite) database.
+The environment modules import this one and add their own defaults and checks:
+``development`` (DEBUG, localstripe-friendly defaults), ``production`` (refusals and
+security headers), ``test`` (pytest). ``config.settings`` picks one (see ``__init__``).
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
-_DEV_SECRET = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - development default only
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV_SECRET if DEBUG else "")
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"] if DEBUG else [])
+# Placeholders of the development and test modules; production refuses both.
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - development default only
+LOCALSTRIPE_API_KEY = "sk_test_localstripe000000000000000000"  # localstripe accepts any key
+LOCALSTRIPE_PUBLISHABLE_KEY = "pk_test_localstripe_dev"
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
@@ -43,19 +48,6 @@ if DEMO_DJSTRIPE_SYNCDB:
     if "sqlite" not in DATABASES["default"]["ENGINE"]:
         raise ImproperlyConfigured("DEMO_DJSTRIPE_SYNCDB is for the demo's SQLite database only.")
     MIGRATION_MODULES = {"djstripe": None}
-
-if not DEBUG:
-    if DEMO_DJSTRIPE_SYNCDB:
-        raise ImproperlyConfigured("DEMO_DJSTRIPE_SYNCDB is for the demo only, never with DJANGO_DEBUG=false.")
-    if not SECRET_KEY or SECRET_KEY == _DEV_SECRET:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG=false.")
-    if not ALLOWED_HOSTS:
-        raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must be set when DJANGO_DEBUG=false.")
-    if "sqlite" in DATABASES["default"]["ENGINE"]:
-        raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL when DJANGO_DEBUG=false.")
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -200,8 +192,9 @@ CART_COMPLETING_TIMEOUT = timedelta(seconds=env.int("CART_COMPLETING_TIMEOUT", d
 IDEMPOTENCY_KEY_TTL = timedelta(seconds=env.int("IDEMPOTENCY_KEY_TTL", default=48 * 3600))
 
 # --- Stripe (only payments/gateway.py imports `stripe`)
-STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="sk_test_localstripe000000000000000000")
-STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="pk_test_localstripe_dev")
+# No defaults here: development and test default to localstripe's, production refuses to start without.
+STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 # Extra secrets accepted during a rotation, comma separated.
 STRIPE_WEBHOOK_SECRETS_EXTRA = env.list("STRIPE_WEBHOOK_SECRETS_EXTRA", default=[])
@@ -218,7 +211,9 @@ WEBHOOK_RETENTION = timedelta(days=env.int("WEBHOOK_RETENTION_DAYS", default=90)
 # Reconciliation sweep (webhooks/reconciliation.py): sessions created in [now - window, now - grace].
 RECONCILE_WINDOW = timedelta(seconds=env.int("RECONCILE_WINDOW", default=8 * 24 * 3600))
 RECONCILE_GRACE = timedelta(seconds=env.int("RECONCILE_GRACE", default=120))
-# GET /metrics requires "Authorization: Bearer <token>" when set.
+# GET /metrics requires "Authorization: Bearer <token>" when set (production requires it unless
+# METRICS_ENABLED=false, which makes /metrics answer 404).
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="") or None
 STRIPE_JS_URL = env.str("STRIPE_JS_URL", default="https://js.stripe.com/v3/")
@@ -245,8 +240,13 @@ IDEMPOTENCY_LOCK_TIMEOUT = timedelta(
 
 # dj-stripe
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
-STRIPE_TEST_SECRET_KEY = STRIPE_API_KEY
-STRIPE_LIVE_SECRET_KEY = STRIPE_API_KEY if STRIPE_LIVE_MODE else ""
+# (recomputed by the modules that default STRIPE_API_KEY: djstripe_keys)
+def djstripe_keys(api_key: str, live_mode: bool) -> tuple[str, str]:
+    """dj-stripe's (test, live) secret keys for our one STRIPE_API_KEY."""
+    return api_key, api_key if live_mode else ""
+
+
+STRIPE_TEST_SECRET_KEY, STRIPE_LIVE_SECRET_KEY = djstripe_keys(STRIPE_API_KEY, STRIPE_LIVE_MODE)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True

@@ -37,7 +37,7 @@ class ItemInputSerializer(serializers.Serializer):
 class CartCreateInputSerializer(serializers.Serializer):
     region_id = StrictCharField(max_length=40)
     email = StrictEmailField(max_length=254, required=False, allow_blank=True)
-    items = ItemInputSerializer(many=True, required=False, max_length=MAX_LINES)
+    items = ItemInputSerializer(many=True, required=False, max_length=MAX_LINES)  # type: ignore[call-arg]  # ListSerializer's
 
 
 class CartUpdateInputSerializer(serializers.Serializer):
@@ -151,7 +151,7 @@ class CartSerializer(CheckoutSummarySerializer, serializers.ModelSerializer):
 
     @extend_schema_field(LineItemSerializer(many=True))
     def get_items(self, cart: Cart) -> list[dict[str, Any]]:
-        return LineItemSerializer(cart.items.all(), many=True, context={"totals": self._totals(cart)}).data
+        return LineItemSerializer(cart.items.all(), many=True, context={"totals": self._totals(cart)}).data  # type: ignore[return-value]  # many=True: a list
 
     @extend_schema_field(ShippingMethodSerializer(allow_null=True))
     def get_shipping_method(self, cart: Cart) -> dict[str, Any] | None:
@@ -174,4 +174,4 @@ class CartSerializer(CheckoutSummarySerializer, serializers.ModelSerializer):
     @extend_schema_field(PaymentSessionSerializer(allow_null=True))
     def get_payment_session(self, cart: Cart) -> dict[str, Any] | None:
         session = payment_selectors.payment_session_active_for_cart(cart_id=cart.id)
-        return PaymentSessionSerializer(session).data if session else None
+        return PaymentSessionSerializer(session).data if session else None  # type: ignore[return-value]  # its field "data" shadows .data in the stubs

@@ -158,7 +158,7 @@ def cart_update(
         if email is not _UNSET:
             cart.email = email or ""
         if region_id is not _UNSET and region_id != cart.region_id:
-            region = catalog_selectors.region_get(region_id=region_id)
+            region = catalog_selectors.region_get(region_id=str(region_id))
             _reprice(cart=cart, region=region)
             cart.region = region
             cart.currency_code = region.currency_code

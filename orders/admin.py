@@ -100,11 +100,11 @@ class AuthorizationFilter(admin.SimpleListFilter):
         awaiting = queryset.filter(payment_status=PaymentStatus.AUTHORIZED)
         if self.value() == "expiring":
             return awaiting.filter(
-                authorization_expires_at__gt=now,
+                authorization_expires_at__gt=now,  # type: ignore[misc]  # annotated by orders_awaiting_capture
                 authorization_expires_at__lte=now + selectors_admin.EXPIRY_WARNING_WINDOW,
             )
         if self.value() == "expired":
-            return awaiting.filter(authorization_expires_at__lte=now)
+            return awaiting.filter(authorization_expires_at__lte=now)  # type: ignore[misc]  # annotated by orders_awaiting_capture
         if self.value() == "awaiting":
             return awaiting
         return queryset
@@ -290,8 +290,9 @@ def event_details(payload: dict[str, Any], currency: str) -> list[str]:
     handled = {"field", "from", "to", "amounts_before", "amounts_after", "level", "currency_code"}
     if "from" in payload and "to" in payload:
         details.append(f"{payload['from']} → {payload['to']}".replace("_", " "))
-    before = payload.get("amounts_before") if isinstance(payload.get("amounts_before"), dict) else {}
-    after = payload.get("amounts_after") if isinstance(payload.get("amounts_after"), dict) else None
+    raw_before, raw_after = payload.get("amounts_before"), payload.get("amounts_after")
+    before: dict[str, Any] = raw_before if isinstance(raw_before, dict) else {}
+    after: dict[str, Any] | None = raw_after if isinstance(raw_after, dict) else None
     if after is not None:
         for kind in _AMOUNT_KINDS:
             old, new = int(before.get(kind) or 0), int(after.get(kind) or 0)

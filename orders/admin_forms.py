@@ -92,7 +92,7 @@ class RefundForm(_AmountForm):
     note = forms.CharField(max_length=400, required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("reason") == "other" and not (data.get("note") or "").strip():
             self.add_error("note", "Explain the reason for the refund.")
         return data

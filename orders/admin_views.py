@@ -205,7 +205,7 @@ def order_action_view(request: HttpRequest, object_id: str, *, name: str, model_
     order_url = reverse("admin:orders_order_change", args=[quote(order.pk)])
     money = selectors_admin.order_money(order=order)
     if request.method == "POST":
-        form = spec.form_class(request.POST, currency=order.currency_code)
+        form = spec.form_class(request.POST, currency=order.currency_code)  # type: ignore[call-arg]  # _OrderActionForm takes it
         if form.is_valid():
             user_id = str(request.user.pk)
             repeated = form.cleaned_data["ledger_version"] != money.version and name not in FULFILLMENT_ACTIONS
@@ -233,7 +233,9 @@ def order_action_view(request: HttpRequest, object_id: str, *, name: str, model_
                     messages.success(request, message)
             return HttpResponseRedirect(order_url)
     else:
-        form = spec.form_class(initial=_initial(name=name, order=order, money=money), currency=order.currency_code)
+        form = spec.form_class(  # type: ignore[call-arg]  # _OrderActionForm takes the currency
+            initial=_initial(name=name, order=order, money=money), currency=order.currency_code
+        )
     enabled, note = action_state(order=order, money=money, name=name)
     if not enabled and not note:
         note = "it does not apply to this order in its current state"

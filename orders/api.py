@@ -177,7 +177,7 @@ class OrderViewSet(viewsets.ViewSet):
     )
     def list_mine(self, request: Request) -> Response:
         paginator = self.pagination_class()
-        queryset = selectors.order_list_for_customer(user_id=request.user.id)
+        queryset = selectors.order_list_for_customer(user_id=str(request.user.pk))
         page = paginator.paginate_queryset(queryset, request, view=self) or []
         amounts = selectors.order_amounts(orders=page)
         return paginator.get_paginated_response(OrderSerializer(page, many=True, context={"amounts": amounts}).data)

@@ -8,7 +8,7 @@ laid out per country (``common.addresses.address_lines``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -82,9 +82,13 @@ def _refunded_context(*, order: Order, payload: Mapping[str, Any]) -> dict[str, 
     return {"amount": format_money(int(payload["amount"]), currency)}
 
 
-_CONTEXTS = {
+def _no_context(*, order: Order, payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+_CONTEXTS: dict[str, Callable[..., dict[str, Any]]] = {
     OrderNotificationKind.SHIPPED: _shipped_context,
-    OrderNotificationKind.DELIVERED: lambda *, order, payload: {},
+    OrderNotificationKind.DELIVERED: _no_context,
     OrderNotificationKind.CANCELED: _canceled_context,
     OrderNotificationKind.REFUNDED: _refunded_context,
 }

@@ -33,7 +33,7 @@ def order_authorizations_expiry_warn(
         rows = list(
             orders_authorization_expiring(now=now, within=within)
             .select_for_update(skip_locked=True, of=("self",))
-            .order_by("authorization_expires_at", "pk")
+            .order_by("authorization_expires_at", "pk")  # type: ignore[misc]  # annotated by the selector
             .values("pk", "display_id", "total", "currency_code", "authorization_expires_at")
         )
         fresh = [(row, row["authorization_expires_at"].isoformat()) for row in rows]

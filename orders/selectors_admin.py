@@ -93,7 +93,7 @@ def orders_awaiting_capture() -> QuerySet[Order]:
 def orders_authorization_expiring(*, now: datetime | None = None, within: timedelta = EXPIRY_WARNING_WINDOW) -> QuerySet[Order]:
     """Authorizations that lapse within ``within`` from now (or have lapsed and are still uncaptured)."""
     now = now or timezone.now()
-    return orders_awaiting_capture().filter(authorization_expires_at__lte=now + within)
+    return orders_awaiting_capture().filter(authorization_expires_at__lte=now + within)  # type: ignore[misc]  # annotated
 
 
 def orders_with_open_dispute_filter(*, open_dispute: bool) -> Q:
@@ -169,7 +169,7 @@ def order_page(*, order: Order, now: datetime | None = None) -> OrderPage:
         money=order_money(order=order, now=now),
         shipment=shipment,
         user_names=customer_selectors.users_display_names(
-            user_ids={row.actor_user_id for row in [*events, *entries]}
+            user_ids={event.actor_user_id for event in events} | {entry.actor_user_id for entry in entries}
         ),
     )
 

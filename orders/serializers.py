@@ -31,8 +31,8 @@ class OrderLineSerializer(serializers.ModelSerializer):
 class _JsonDateTimeField(serializers.DateTimeField):
     """A timestamp that arrives as the ISO string PostgreSQL wrote into a JSON annotation."""
 
-    def to_representation(self, value: Any) -> str | None:
-        return super().to_representation(parse_datetime(value) if isinstance(value, str) else value)
+    def to_representation(self, value: Any) -> str:
+        return super().to_representation(parse_datetime(value) if isinstance(value, str) else value)  # type: ignore[arg-type]  # a datetime once parsed
 
 
 class ShipmentSerializer(serializers.Serializer):
@@ -91,7 +91,7 @@ class OrderSerializer(CheckoutSummarySerializer, serializers.ModelSerializer):
 
     @extend_schema_field(OrderLineSerializer(many=True))
     def get_items(self, order: Order) -> list[dict[str, Any]]:
-        return OrderLineSerializer(order.lines.all(), many=True).data
+        return OrderLineSerializer(order.lines.all(), many=True).data  # type: ignore[return-value]  # many=True: a list
 
     @extend_schema_field(ShippingMethodSerializer(allow_null=True))
     def get_shipping_method(self, order: Order) -> dict[str, Any] | None:
@@ -110,8 +110,10 @@ class OrderSerializer(CheckoutSummarySerializer, serializers.ModelSerializer):
 
     @extend_schema_field(ShipmentSerializer(many=True))
     def get_shipments(self, order: Order) -> list[dict[str, Any]]:
-        return ShipmentSerializer(order.shipment_rows or [], many=True).data
+        rows = getattr(order, "shipment_rows", None)  # annotated by order_queryset_for_store
+        return ShipmentSerializer(rows or [], many=True).data  # type: ignore[return-value]  # many=True: a list
 
     @extend_schema_field(RefundSerializer(many=True))
     def get_refunds(self, order: Order) -> list[dict[str, Any]]:
-        return RefundSerializer(order.refund_rows or [], many=True).data
+        rows = getattr(order, "refund_rows", None)  # annotated by order_queryset_for_store
+        return RefundSerializer(rows or [], many=True).data  # type: ignore[return-value]  # many=True: a list

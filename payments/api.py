@@ -52,7 +52,7 @@ class PaymentMethodViewSet(viewsets.ViewSet):
         ],
     )
     def list(self, request: Request) -> Response:
-        methods = selectors.payment_method_list_for_user(user_id=request.user.id)
+        methods = selectors.payment_method_list_for_user(user_id=str(request.user.pk))
         return Response({"payment_methods": SavedPaymentMethodSerializer(methods, many=True).data})
 
     @extend_schema(
@@ -77,5 +77,5 @@ class PaymentMethodViewSet(viewsets.ViewSet):
         ],
     )
     def destroy(self, request: Request, pk: str) -> Response:
-        services.payment_method_detach(user_id=request.user.id, payment_method_id=pk)
+        services.payment_method_detach(user_id=str(request.user.pk), payment_method_id=pk)
         return Response({"id": pk, "deleted": True})

@@ -36,6 +36,19 @@ from typing import Any, Literal
 import stripe
 from django.conf import settings
 from django.db import connection, transaction
+from stripe.params import (
+    CustomerCreateParams,
+    CustomerPaymentSourceCreateParams,
+    DisputeListParams,
+    PaymentIntentCaptureParams,
+    PaymentIntentCreateParams,
+    PaymentIntentRetrieveParams,
+    PaymentIntentUpdateParams,
+    PaymentMethodAttachParams,
+    PaymentMethodListParams,
+    RefundCreateParams,
+    RefundListParams,
+)
 
 from common.errors import ApplicationError, NotFound, PaymentError, ProviderUnavailable, ValidationError
 
@@ -172,10 +185,6 @@ def _read(operation: str, request: Callable[[stripe.StripeClient], Any]) -> dict
     return _as_dict(_call(operation, lambda: request(_get_client())))
 
 
-def _compact(**params: Any) -> dict[str, Any]:
-    return {key: value for key, value in params.items() if value is not None}
-
-
 # --- PaymentIntents ---------------------------------------------------------
 
 
@@ -198,15 +207,15 @@ def payment_intent_create(
     to those that never redirect (there is no return_url to come back to);
     without, the intent is card-only (the only form localstripe accepts).
     """
-    params = _compact(
-        amount=amount,
-        currency=currency.lower(),
-        metadata=metadata,
-        capture_method=capture_method,
-        customer=customer,
-        payment_method=payment_method,
-        setup_future_usage=setup_future_usage,
-    )
+    params: PaymentIntentCreateParams = {"amount": amount, "currency": currency.lower(), "metadata": metadata}
+    if capture_method is not None:
+        params["capture_method"] = capture_method
+    if customer is not None:
+        params["customer"] = customer
+    if payment_method is not None:
+        params["payment_method"] = payment_method
+    if setup_future_usage is not None:
+        params["setup_future_usage"] = setup_future_usage
     if automatic_payment_methods:
         params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
     else:
@@ -228,9 +237,15 @@ def payment_intent_update(
     idempotency_key: str,
 ) -> dict[str, Any]:
     """Update the given fields (``None`` leaves a field alone; ``""`` unsets setup_future_usage)."""
-    params = _compact(
-        amount=amount, metadata=metadata, payment_method=payment_method, setup_future_usage=setup_future_usage
-    )
+    params: PaymentIntentUpdateParams = {}
+    if amount is not None:
+        params["amount"] = amount
+    if metadata is not None:
+        params["metadata"] = metadata
+    if payment_method is not None:
+        params["payment_method"] = payment_method
+    if setup_future_usage is not None:
+        params["setup_future_usage"] = setup_future_usage
     if not params:  # nothing to change (localstripe answers 400 to an empty update)
         return payment_intent_retrieve(id=id)
     return _write(
@@ -240,7 +255,7 @@ def payment_intent_update(
 
 def payment_intent_retrieve(*, id: str) -> dict[str, Any]:
     """The intent with its latest charge expanded (captured amounts, refunds, ``capture_before``)."""
-    params: dict[str, Any] = {"expand": ["latest_charge"]}
+    params: PaymentIntentRetrieveParams = {"expand": ["latest_charge"]}
     return _read("payment_intent_retrieve", lambda client: client.v1.payment_intents.retrieve(id, params=params))
 
 
@@ -256,7 +271,9 @@ def payment_intent_cancel(*, id: str, idempotency_key: str) -> dict[str, Any]:
 
 
 def payment_intent_capture(*, id: str, amount_to_capture: int | None = None, idempotency_key: str) -> dict[str, Any]:
-    params = _compact(amount_to_capture=amount_to_capture)
+    params: PaymentIntentCaptureParams = {}
+    if amount_to_capture is not None:
+        params["amount_to_capture"] = amount_to_capture
     return _write(
         "payment_intent_capture",
         idempotency_key,
@@ -284,13 +301,19 @@ def refund_create(
     idempotency_key: str,
 ) -> dict[str, Any]:
     """Refund ``amount`` (default: everything) of the intent's charge."""
-    params = _compact(payment_intent=payment_intent, amount=amount, reason=reason, metadata=metadata)
+    params: RefundCreateParams = {"payment_intent": payment_intent}
+    if amount is not None:
+        params["amount"] = amount
+    if reason is not None:
+        params["reason"] = reason
+    if metadata is not None:
+        params["metadata"] = metadata
     return _write("refund_create", idempotency_key, lambda c, o: c.v1.refunds.create(params=params, options=o))
 
 
 def refund_list(*, payment_intent: str) -> list[dict[str, Any]]:
     """Every refund of the intent's charge (for reconciliation: ``orders.services.order_payment_sync``)."""
-    params = {"payment_intent": payment_intent, "limit": 100}
+    params: RefundListParams = {"payment_intent": payment_intent, "limit": 100}
 
     def request() -> list[Any]:
         return list(_get_client().v1.refunds.list(params=params).auto_paging_iter())
@@ -300,7 +323,7 @@ def refund_list(*, payment_intent: str) -> list[dict[str, Any]]:
 
 def dispute_list(*, payment_intent: str) -> list[dict[str, Any]]:
     """Every dispute of the intent's charge (for reconciliation when dispute events were lost)."""
-    params = {"payment_intent": payment_intent, "limit": 100}
+    params: DisputeListParams = {"payment_intent": payment_intent, "limit": 100}
 
     def request() -> list[Any]:
         return list(_get_client().v1.disputes.list(params=params).auto_paging_iter())
@@ -309,7 +332,7 @@ def dispute_list(*, payment_intent: str) -> list[dict[str, Any]]:
 
 
 def customer_create(*, email: str, metadata: dict[str, str], idempotency_key: str) -> dict[str, Any]:
-    params = {"email": email, "metadata": metadata}
+    params: CustomerCreateParams = {"email": email, "metadata": metadata}
     return _write("customer_create", idempotency_key, lambda c, o: c.v1.customers.create(params=params, options=o))
 
 
@@ -320,7 +343,7 @@ def customer_source_create(*, customer: str, source: str, idempotency_key: str) 
     ``payment_method``), on Stripe and on localstripe, whose PaymentMethod create takes no
     token. A card refused on attach raises ``PaymentError`` ``card_declined``.
     """
-    params = {"source": source}
+    params: CustomerPaymentSourceCreateParams = {"source": source}
     return _write(
         "customer_source_create",
         idempotency_key,
@@ -334,7 +357,7 @@ def payment_method_retrieve(*, id: str) -> dict[str, Any]:
 
 def payment_method_list(*, customer: str) -> list[dict[str, Any]]:
     """Every card saved on the customer."""
-    params = {"customer": customer, "type": "card", "limit": 100}
+    params: PaymentMethodListParams = {"customer": customer, "type": "card", "limit": 100}
 
     def request() -> list[Any]:
         return list(_get_client().v1.payment_methods.list(params=params).auto_paging_iter())
@@ -343,7 +366,7 @@ def payment_method_list(*, customer: str) -> list[dict[str, Any]]:
 
 
 def payment_method_attach(*, id: str, customer: str, idempotency_key: str) -> dict[str, Any]:
-    params = {"customer": customer}
+    params: PaymentMethodAttachParams = {"customer": customer}
     return _write(
         "payment_method_attach", idempotency_key, lambda c, o: c.v1.payment_methods.attach(id, params=params, options=o)
     )

@@ -15,7 +15,7 @@ class PaymentSessionDataSerializer(serializers.Serializer):
 
 
 class PaymentSessionSerializer(serializers.ModelSerializer):
-    data = serializers.SerializerMethodField()
+    data = serializers.SerializerMethodField()  # type: ignore[assignment]  # the API's field name (contract)
 
     class Meta:
         model = PaymentSession

@@ -28,7 +28,7 @@ from orders import dashboard
 from webhooks import selectors_dashboard, services
 from webhooks.models import WebhookEvent, WebhookEventStatus
 
-_STATUS_TONES = {
+_STATUS_TONES: dict[str, str] = {
     WebhookEventStatus.RECEIVED: "info",
     WebhookEventStatus.PROCESSING: "warn",
     WebhookEventStatus.PROCESSED: "good",
@@ -266,7 +266,7 @@ def webhook_dashboard_section(period: dashboard.Period, now: datetime) -> tuple[
                     {
                         "label": "Mean lag (s)",
                         "data": [
-                            round(by_day[d].lag_avg.total_seconds(), 1) if d in by_day and by_day[d].lag_avg else None
+                            round(lag.total_seconds(), 1) if d in by_day and (lag := by_day[d].lag_avg) else None
                             for d in days
                         ],
                         "kind": "seconds",

@@ -10,6 +10,7 @@ sent in an ``X-Djstripe-Webhook-Secret`` header. See docs/checkout-stripe-runboo
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -31,11 +32,12 @@ from webhooks import metrics, services
 class FirstRendererNegotiation(BaseContentNegotiation):
     """Machine clients (Stripe, Prometheus) get JSON errors whatever ``Accept`` says: never a 406."""
 
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[Any]) -> Any:
+        return next(iter(parsers), None)
 
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(self, request: Request, renderers: Iterable[Any], format_suffix: str | None = None) -> Any:
+        first = next(iter(renderers))
+        return first, first.media_type
 
 WebhookAck = inline_serializer(
     "WebhookAck",

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 # What each kind of unplaceable payment's release keys are named after (``pi:{pi}:cancel:{tag}``).
-_RELEASE_TAGS = {
+_RELEASE_TAGS: dict[str, str] = {
     CheckoutIncidentKind.INSUFFICIENT_INVENTORY: "oos",
     CheckoutIncidentKind.AMOUNT_MISMATCH: "amount_mismatch",
 }
@@ -174,11 +174,11 @@ def _unplaceable(
         resolution,
         actor,
     )
-    outcome = {
+    outcomes: dict[str, str] = {
         CheckoutIncidentResolution.PAYMENT_CANCELED: " Your payment authorization was released.",
         CheckoutIncidentResolution.PAYMENT_REFUNDED: " Your payment was refunded.",
-    }.get(resolution, "")
-    error.message = f"{error.message} No order was placed.{outcome}"
+    }
+    error.message = f"{error.message} No order was placed.{outcomes.get(resolution, '')}"
 
 
 def incident_oversold(
@@ -338,6 +338,7 @@ def order_orphan_payment_release(
             if canceled is None and refund is None:
                 detail = f"{detail} Releasing it failed ({exc.code}); staff must cancel or refund {pi_id}."
 
+    settled: str
     if canceled is not None:
         resolution, settled, object_id = CheckoutIncidentResolution.PAYMENT_CANCELED, LedgerEntryStatus.SUCCEEDED, ""
     elif refund is not None:

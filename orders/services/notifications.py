@@ -18,6 +18,7 @@ Outbox, then send once:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ def _record(*, order: Order, owed: list[_Owed]) -> list[str]:
         ignore_conflicts=True,  # never aborts the caller's transaction; the order lock serialises writers anyway
     )
     for key in new:
-        transaction.on_commit(lambda key=key: _notification_enqueue(key=key), robust=True)
+        transaction.on_commit(functools.partial(_notification_enqueue, key=key), robust=True)
     return new
 
 

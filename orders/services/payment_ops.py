@@ -174,7 +174,7 @@ def _send(row: LedgerEntry) -> dict[str, Any]:
         return gateway.refund_create(
             payment_intent=pi_id,
             amount=row.amount,
-            reason=row.refund_reason or None,  # type: ignore[arg-type] - a RefundReason value
+            reason=row.refund_reason or None,  # type: ignore[arg-type]  # a RefundReason value
             metadata={"order_id": row.order_id, "ledger_key": key},
             idempotency_key=key,
         )

@@ -239,7 +239,7 @@ def _order_create(
         order.total,
         order.currency_code,
         order.payment_status,
-        len(order.placed_lines),
+        len(order.placed_lines),  # type: ignore[attr-defined]  # set by _order_create_locked
         actor,
     )
     metrics.record_order_created(currency=order.currency_code, actor=actor, captured=order.total if order.payment_status == PaymentStatus.CAPTURED else 0)  # noqa: E501
@@ -315,7 +315,7 @@ def _order_create_locked(
         for position, item in enumerate(items)
     ]
     OrderLine.objects.bulk_create(lines)
-    order.placed_lines = lines  # type: ignore[attr-defined] - for the audit line, no re-query
+    order.placed_lines = lines  # type: ignore[attr-defined]  # for the audit line, no re-query
 
     entries = placement_ledger(payment_intent=payment_intent, order_id=order.id, actor=actor)
     ledger.ledger_entries_record(entries=entries)

@@ -77,9 +77,11 @@ def card_token_attach(*, token: str, cart_id: str, email: str, user_id: str | No
     else:
         customer_id = guest_customer_id_for_cart(cart_id=cart_id) or ""
         if not customer_id:
-            params = {"email": email, "metadata": {"cart_id": cart_id}}
+            params: dict[str, Any] = {"email": email, "metadata": {"cart_id": cart_id}}
             customer = gateway.customer_create(
-                **params, idempotency_key=idempotency_key("cart", cart_id, "customer", "create", params=params)
+                email=email,
+                metadata={"cart_id": cart_id},
+                idempotency_key=idempotency_key("cart", cart_id, "customer", "create", params=params),
             )
             customer_id = customer["id"]
             logger.info("stripe_customer.created cart_id=%s stripe_customer_id=%s", cart_id, customer_id)

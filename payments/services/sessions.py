@@ -261,6 +261,7 @@ def payment_session_upsert(
             payment_method_id=payment_method_id,
             card_token=card_token,
         )
+    stripe_customer_id: str | None
     if card_token:
         try:
             stripe_customer_id, payment_method_id = card_token_attach(

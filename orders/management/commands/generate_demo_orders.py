@@ -109,13 +109,13 @@ def _write(model: type[models.Model], pairs: Sequence[tuple[models.Model, dateti
     if not pairs:
         return
     objs = [obj for obj, _ in pairs]
-    model.objects.bulk_create(objs, batch_size=500)
+    model._default_manager.bulk_create(objs, batch_size=500)
     name = TIME_FIELDS.get(model.__name__, "created_at")
     if name not in {f.name for f in model._meta.fields}:
         return
     for obj, at in pairs:
         setattr(obj, name, at)
-    model.objects.bulk_update(objs, [name], batch_size=500)
+    model._default_manager.bulk_update(objs, [name], batch_size=500)
 
 
 @dataclass
@@ -614,7 +614,7 @@ class OrderStory:
         reasons = ["requested_by_customer: damaged in transit", "requested_by_customer: wrong colour", "duplicate"]
         reason = "requested_by_customer" if full else rng.choice(reasons)
         refund = _id("re")
-        version = len([1 for model, _ in self.gen.batch.rows.get(LedgerEntry, []) if model.order_id == order.id])
+        version = len([1 for model, _ in self.gen.batch.rows.get(LedgerEntry, []) if getattr(model, "order_id", None) == order.id])
         key = ledger.key_operation(order_id=order.id, op="refund", version=version)
         self._ledger(kind=LedgerEntryKind.REFUND, amount=amount, at=at, key=key, obj=refund, reason=reason)
         target = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED

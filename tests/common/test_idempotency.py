@@ -460,3 +460,49 @@ def test_idempotency_query_overhead(api_client, region_usd, django_assert_num_qu
         post(api_client, "/store/carts", body, key="q-guest")
     with django_assert_num_queries(3):
         post(api_client, "/store/carts", body, key="q-customer", token=token)
+
+
+# --- the in-flight window follows the request timeout (issue 12) -------------------------------
+
+
+def test_idempotency_lock_timeout_defaults_to_one_stripe_call_with_its_retries(settings):
+    bound = settings.STRIPE_TIMEOUT * (settings.STRIPE_MAX_NETWORK_RETRIES + 1) + 5
+
+    assert settings.IDEMPOTENCY_LOCK_TIMEOUT == timedelta(seconds=bound) == settings.PAYMENT_OPERATION_RESUME_AFTER
+    assert settings.IDEMPOTENCY_LOCK_TIMEOUT < timedelta(seconds=120)  # the old fixed window
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("age_beyond_timeout", "expected"),
+    [(timedelta(seconds=1), 201), (timedelta(seconds=-5), 409)],
+    ids=["stale-lock-taken-over", "live-lock-still-409"],
+)
+def test_idempotency_in_flight_lock_blocks_a_retry_only_within_the_request_timeout(
+    api_client, region_usd, settings, age_beyond_timeout, expected
+):
+    body = cart_body(region_usd.id)
+    locked_at = timezone.now() - settings.IDEMPOTENCY_LOCK_TIMEOUT - age_beyond_timeout
+    assert timezone.now() - locked_at < timedelta(seconds=120)  # blocked for the old 120 s window either way
+    stale = IdempotencyRecordFactory(
+        key="k-killed",
+        status=IdempotencyStatus.IN_FLIGHT,
+        request_fingerprint=fingerprint(body),
+        created_at=locked_at,
+        response_status=None,
+        response_body=None,
+        completed_at=None,
+    )
+
+    response = post(api_client, "/store/carts", body, key="k-killed")
+
+    assert response.status_code == expected
+    record = IdempotencyRecord.objects.get()
+    if expected == 201:
+        assert (record.pk, record.status, record.response_status) == (stale.pk, IdempotencyStatus.COMPLETED, 201)
+        assert Cart.objects.count() == 1
+    else:
+        assert response.json()["error"]["code"] == "idempotency_key_in_use"
+        assert response["Retry-After"] == "1"
+        assert (record.status, record.lock_token) == (IdempotencyStatus.IN_FLIGHT, stale.lock_token)
+        assert Cart.objects.count() == 0

@@ -49,7 +49,7 @@ def test_production_settings_load_when_everything_is_set():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "False", "['shop.example.com']", "django.db.backends.postgresql", "False", "60"
+        "False", "['shop.example.com']", "django_prometheus.db.backends.postgresql", "False", "60"
     ]
 
 

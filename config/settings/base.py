@@ -14,6 +14,8 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logging import build_logging
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -34,6 +36,10 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The same engines, counting queries, errors and connections for /metrics (django-prometheus).
+DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+    "django.db.backends.", "django_prometheus.db.backends."
+)
 if "sqlite" in DATABASES["default"]["ENGINE"]:
     # The embedded demo database: wait for a writer instead of failing with "database is locked".
     # IMMEDIATE takes the write lock when a transaction begins: a deferred one that reads and
@@ -68,9 +74,13 @@ INSTALLED_APPS = [
     "orders",
     "webhooks",
     "storefront",
+    "django_prometheus",
 ]
 
 MIDDLEWARE = [
+    # First: every log line of the request carries its request_id (common/request_context.py).
+    "common.request_context.RequestIdMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and the storefront's static files in production mode too (no CDN needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -83,6 +93,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, so replays pass through every other middleware's response handling.
     "common.idempotency.IdempotencyMiddleware",
 ]
@@ -132,9 +143,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_MAX_BODY_BYTES", default=256 * 102
 # --- Cache (shared by throttling and idempotency locks). Redis when REDIS_URL is set.
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL}}
+    # django-redis's and Django's backends, counting gets, hits and failures for /metrics.
+    CACHES = {"default": {"BACKEND": "django_prometheus.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {"default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache"}}
 
 # --- REST framework
 REST_FRAMEWORK = {
@@ -293,16 +305,8 @@ EMAIL_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="django.core.mail.backen
 EMAIL_FILE_PATH = env.str("DJANGO_EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "emails"))  # filebased backend
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shop@example.com")
 
-# --- Logging: structured key=value lines; never card data, client secrets or keys.
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        # stripe-python logs whole request/response bodies (client secrets) at DEBUG: never emit them.
-        "stripe": {"level": "INFO"},
-    },
-}
+# --- Logging (config/logging.py): JSON lines or console, with the request's and task's ids bound;
+# never card data, client secrets or keys.
+LOGGING = build_logging(
+    fmt=env.str("LOG_FORMAT", default="console" if DEBUG else "json"), level=env.str("LOG_LEVEL", default="INFO")
+)

@@ -15,7 +15,7 @@ NOTIFICATION_RESEND_AFTER = timedelta(minutes=5)
 PAYMENT_OPERATIONS_RESUME_AFTER = timedelta(minutes=5)
 
 
-@shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=8)
+@shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=60, max_retries=16)
 def send_order_confirmation(order_id: str) -> bool:
     """Send the order confirmation email; a no-op if it was sent already (or another worker holds the claim)."""
     return services.order_confirmation_send(order_id=order_id)
@@ -27,7 +27,7 @@ def resend_confirmations() -> int:
     return services.order_confirmations_resend(older_than=CONFIRMATION_RESEND_AFTER)
 
 
-@shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=600, max_retries=8)
+@shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=60, max_retries=16)
 def send_order_notification(key: str) -> bool:
     """Send one shipped / delivered / canceled / refunded email; a no-op if it was sent (or is being sent)."""
     return services.order_notification_send(key=key)

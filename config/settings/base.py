@@ -212,13 +212,14 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_WEBHOOK_SECRETS_EXTRA = env.list("STRIPE_WEBHOOK_SECRETS_EXTRA", default=[])
 STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
 # --- Webhook inbox (webhooks/): retries with exponential backoff, then dead letter.
-WEBHOOK_MAX_RETRIES = env.int("WEBHOOK_MAX_RETRIES", default=8)
+# 5, 10, 20, 40, then 60 s: about 15 minutes of retries before the dead letter.
+WEBHOOK_MAX_RETRIES = env.int("WEBHOOK_MAX_RETRIES", default=18)
 WEBHOOK_RETRY_BACKOFF = env.int("WEBHOOK_RETRY_BACKOFF", default=5)  # seconds, doubled per retry
-WEBHOOK_RETRY_BACKOFF_MAX = env.int("WEBHOOK_RETRY_BACKOFF_MAX", default=600)  # < Redis visibility timeout
+# A retry waits in the worker unacked: its countdown stays below CELERY_VISIBILITY_TIMEOUT (checked below).
+WEBHOOK_RETRY_BACKOFF_MAX = env.int("WEBHOOK_RETRY_BACKOFF_MAX", default=60)
 WEBHOOK_RETRY_JITTER = env.bool("WEBHOOK_RETRY_JITTER", default=True)
 WEBHOOK_TASK_QUEUE = env.str("WEBHOOK_TASK_QUEUE", default="celery")
-WEBHOOK_PROCESSING_LEASE = timedelta(seconds=env.int("WEBHOOK_PROCESSING_LEASE", default=300))
-WEBHOOK_SWEEP_AFTER = timedelta(seconds=env.int("WEBHOOK_SWEEP_AFTER", default=600))
+# WEBHOOK_PROCESSING_LEASE and WEBHOOK_SWEEP_AFTER: with the Celery time limits below.
 WEBHOOK_RETENTION = timedelta(days=env.int("WEBHOOK_RETENTION_DAYS", default=90))  # processed events only
 # Reconciliation sweep (webhooks/reconciliation.py): sessions created in [now - window, now - grace].
 RECONCILE_WINDOW = timedelta(seconds=env.int("RECONCILE_WINDOW", default=8 * 24 * 3600))
@@ -270,9 +271,81 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELE
 # the queue of every task without its own (webhooks have WEBHOOK_TASK_QUEUE)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_EAGER_PROPAGATES = True
+# Acknowledged after the task ran, so a message whose worker dies is delivered again; a child process
+# killed under it (OOM, SIGKILL) requeues it at once. Tasks are idempotent under redelivery.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a worker holds (unacked) only the message it runs
+# Time limits in seconds (soft raises SoftTimeLimitExceeded in the task, hard kills the child; the
+# prefork pool enforces both, the solo pool neither). One Stripe call with all its retries is
+# STRIPE_TIMEOUT x (STRIPE_MAX_NETWORK_RETRIES + 1) = 60 s by default.
+STRIPE_CALL_SECONDS = STRIPE_TIMEOUT * (STRIPE_MAX_NETWORK_RETRIES + 1)
+_STRIPE_TASK = {"soft_time_limit": STRIPE_CALL_SECONDS, "time_limit": STRIPE_CALL_SECONDS + 15}  # 60 / 75 s
+_EMAIL_TASK = {"soft_time_limit": 30, "time_limit": 60}
+
+
+def _periodic_task(minutes: int) -> dict[str, object]:
+    """Beat's sweeps: acknowledged on receipt (never redelivered: the next tick runs them again, and
+    they may run longer than the visibility timeout), limited in minutes."""
+    return {"soft_time_limit": minutes * 60, "time_limit": minutes * 60 + 30, "acks_late": False}
+
+
+# Every task without an annotation of its own: the Stripe-call budget.
+CELERY_TASK_SOFT_TIME_LIMIT = _STRIPE_TASK["soft_time_limit"]
+CELERY_TASK_TIME_LIMIT = _STRIPE_TASK["time_limit"]
+CELERY_TASK_ANNOTATIONS = {
+    "webhooks.process_event": _STRIPE_TASK,
+    "payments.tasks.payment_method_save": _STRIPE_TASK,
+    "orders.tasks.send_order_confirmation": _EMAIL_TASK,
+    "orders.tasks.send_order_notification": _EMAIL_TASK,
+    "payments.tasks.release_expired_reservations": _periodic_task(1),  # every minute
+    "webhooks.sweep_inbox": _periodic_task(1),  # every minute
+    "carts.tasks.expire_carts": _periodic_task(5),
+    "common.tasks.purge_idempotency_keys": _periodic_task(10),
+    "webhooks.purge_inbox": _periodic_task(10),
+    "orders.warn_expiring_authorizations": _periodic_task(10),
+    # these call Stripe once per row they resume
+    "orders.resend_confirmations": _periodic_task(4),
+    "orders.resend_notifications": _periodic_task(4),
+    "orders.resume_payment_operations": _periodic_task(4),
+    "webhooks.reconcile_payments": _periodic_task(14),  # every 15 minutes
+}
+# Redis redelivers a message left unacked this long (its worker died): just above the longest hard
+# limit of an acks-late task (75 s), so a task still running is never delivered twice, and a dead
+# worker's task runs again within 90 s. Countdowns (webhook retries) stay below it too.
+_longest_acks_late = max(
+    [CELERY_TASK_TIME_LIMIT] + [a["time_limit"] for a in CELERY_TASK_ANNOTATIONS.values() if a.get("acks_late", True)]
+)
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=_longest_acks_late + 15)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# A worker killed mid-event (docs/checkout-stripe-runbook.md, "Worker death and redelivery"): the
+# webhook task's hard limit is 75 s, so a "processing" row older than the 80 s lease has no live
+# holder; the broker redelivers the unacked message after the 90 s visibility timeout (> the lease:
+# the redelivered task re-claims the row), and the sweep (every minute) re-enqueues it otherwise:
+# processed 90 s after the death at the latest, at worst lease + one sweep interval = 140 s.
+WEBHOOK_PROCESSING_LEASE = timedelta(
+    seconds=env.int("WEBHOOK_PROCESSING_LEASE", default=_STRIPE_TASK["time_limit"] + 5)
+)
+# "received" and untouched this long: never queued (broker down at receipt). Above the longest retry
+# countdown plus one attempt (60 + 75 s), so the sweep never doubles an event waiting for its retry.
+WEBHOOK_SWEEP_AFTER = timedelta(
+    seconds=env.int("WEBHOOK_SWEEP_AFTER", default=WEBHOOK_RETRY_BACKOFF_MAX + _STRIPE_TASK["time_limit"] + 45)
+)
+if WEBHOOK_PROCESSING_LEASE.total_seconds() <= _STRIPE_TASK["time_limit"]:
+    raise ImproperlyConfigured(
+        f"WEBHOOK_PROCESSING_LEASE must exceed the webhook task's hard time limit ({_STRIPE_TASK['time_limit']} s), "
+        "or a second worker takes over an event still being processed."
+    )
+if CELERY_VISIBILITY_TIMEOUT <= _longest_acks_late:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT} s) must exceed the longest acks-late task's hard time "
+        f"limit ({_longest_acks_late} s), or a running task is delivered twice."
+    )
+if WEBHOOK_RETRY_BACKOFF_MAX >= CELERY_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"WEBHOOK_RETRY_BACKOFF_MAX ({WEBHOOK_RETRY_BACKOFF_MAX} s) must stay below CELERY_VISIBILITY_TIMEOUT "
+        f"({CELERY_VISIBILITY_TIMEOUT} s): a retry waits unacked in the worker."
+    )
 # what tasks print (the console e-mail backend in the demo) is not a warning
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_TASK_SERIALIZER = "json"
@@ -286,7 +359,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "purge-idempotency-keys": {"task": "common.tasks.purge_idempotency_keys", "schedule": crontab(minute=17)},
     "reconcile-payments": {"task": "webhooks.reconcile_payments", "schedule": crontab(minute="*/15")},
-    "sweep-webhook-inbox": {"task": "webhooks.sweep_inbox", "schedule": crontab(minute="*/5")},
+    "sweep-webhook-inbox": {"task": "webhooks.sweep_inbox", "schedule": crontab(minute="*")},  # see the lease
     "purge-webhook-inbox": {"task": "webhooks.purge_inbox", "schedule": crontab(hour=3, minute=41)},
     "warn-expiring-authorizations": {
         "task": "orders.warn_expiring_authorizations",

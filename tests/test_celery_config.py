@@ -1,0 +1,109 @@
+"""Celery reliability settings: every task is time-limited, redelivery after a worker's death comes
+within about a minute and a half, and never while the task may still be running elsewhere.
+
+Config tests only (the kill-a-worker test is not written yet; tests/webhooks/test_worker.py runs the
+real worker): they load the real Celery app with every task registered, in a fresh interpreter where
+the environment matters."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from config.celery import app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    for label in ("carts", "common", "orders", "payments", "webhooks"):
+        importlib.import_module(f"{label}.tasks")  # what autodiscover_tasks imports in the worker
+    return {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
+
+
+def test_every_task_has_a_soft_and_a_hard_time_limit(tasks):
+    assert tasks, "no tasks registered"
+    for name, task in tasks.items():
+        soft = task.soft_time_limit or app.conf.task_soft_time_limit
+        hard = task.time_limit or app.conf.task_time_limit
+        assert soft and hard and soft < hard, name
+
+
+def test_time_limits_per_task_family(tasks):
+    stripe_call = settings.STRIPE_TIMEOUT * (settings.STRIPE_MAX_NETWORK_RETRIES + 1)
+    limits = {name: (task.soft_time_limit, task.time_limit) for name, task in tasks.items()}
+
+    assert limits["orders.tasks.send_order_confirmation"] == (30, 60)
+    assert limits["orders.tasks.send_order_notification"] == (30, 60)
+    assert limits["webhooks.process_event"] == (stripe_call, stripe_call + 15)
+    assert limits["payments.tasks.payment_method_save"] == (stripe_call, stripe_call + 15)
+    assert limits["webhooks.reconcile_payments"] == (14 * 60, 14 * 60 + 30)  # runs every 15 minutes
+
+
+def test_redelivery_settings(tasks):
+    conf = app.conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    visibility = conf.broker_transport_options["visibility_timeout"]
+    acks_late_hard = [t.time_limit or conf.task_time_limit for t in tasks.values() if t.acks_late]
+
+    assert visibility == 90  # with STRIPE_TIMEOUT=20 and 2 network retries
+    assert max(acks_late_hard) < visibility  # a running task is never delivered a second time
+    # periodic sweeps may run longer: acknowledged on receipt, the next beat tick runs them again
+    long_tasks = [name for name, t in tasks.items() if (t.time_limit or conf.task_time_limit) >= visibility]
+    assert long_tasks and all(not tasks[name].acks_late for name in long_tasks)
+    assert all(entry["task"] in tasks for entry in settings.CELERY_BEAT_SCHEDULE.values())
+
+
+def test_a_webhook_event_on_a_killed_worker_is_processed_within_minutes(tasks):
+    hard = tasks["webhooks.process_event"].time_limit
+    lease = settings.WEBHOOK_PROCESSING_LEASE.total_seconds()
+    visibility = app.conf.broker_transport_options["visibility_timeout"]
+    sweep = settings.CELERY_BEAT_SCHEDULE["sweep-webhook-inbox"]["schedule"]
+
+    assert hard < lease < visibility  # the redelivered message finds the lease expired and re-claims
+    assert sweep.minute == set(range(60))  # every minute
+    assert lease + 60 <= 150  # worst case without redelivery: lease + one sweep interval
+    # a retry's countdown waits unacked in the worker: below the visibility timeout
+    assert settings.WEBHOOK_RETRY_BACKOFF_MAX < visibility
+    # the sweep never re-enqueues an event still waiting for its retry plus one attempt
+    assert settings.WEBHOOK_SWEEP_AFTER.total_seconds() > settings.WEBHOOK_RETRY_BACKOFF_MAX + hard
+
+
+def _settings_run(**environ: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "WEBHOOK_", "STRIPE_"))}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.test", **environ)
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.CELERY_VISIBILITY_TIMEOUT)"
+    return subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_limits_follow_the_stripe_timeout():
+    result = _settings_run(STRIPE_TIMEOUT="40")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(40 * 3 + 15 + 15)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"CELERY_VISIBILITY_TIMEOUT": "75"}, "CELERY_VISIBILITY_TIMEOUT (75 s) must exceed"),
+        ({"WEBHOOK_RETRY_BACKOFF_MAX": "600"}, "WEBHOOK_RETRY_BACKOFF_MAX (600 s) must stay below"),
+        ({"WEBHOOK_PROCESSING_LEASE": "60"}, "WEBHOOK_PROCESSING_LEASE must exceed"),
+    ],
+)
+def test_settings_refuse_a_redelivery_window_shorter_than_a_task(environ, message):
+    result = _settings_run(**environ)
+
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -208,3 +208,19 @@ def test_manage_py_check_deploy_fails_on_a_weak_production_setting():
     assert result.returncode != 0
     assert "security.W009" in result.stderr + result.stdout  # the 42-character key
     assert "security.W004" in result.stderr + result.stdout  # no HSTS
+
+
+def test_metrics_answer_404_when_disabled(client, settings):
+    settings.METRICS_ENABLED = False
+
+    response = client.get("/metrics")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_metrics_answer_when_enabled(client, settings):
+    settings.METRICS_ENABLED = True
+    settings.METRICS_TOKEN = ""
+
+    assert client.get("/metrics").status_code == 200

@@ -150,6 +150,8 @@ class MetricsView(APIView):
 
     @extend_schema(exclude=True)
     def get(self, request: Request) -> HttpResponse:
+        if not settings.METRICS_ENABLED:
+            raise ApplicationError("Not found.", code="not_found", http_status=404)
         token = settings.METRICS_TOKEN
         if token:
             sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()

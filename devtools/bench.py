@@ -212,6 +212,11 @@ def server_env(database_url: str, conn_max_age: int) -> dict[str, str]:
         DJANGO_CONN_MAX_AGE=str(conn_max_age),
         CELERY_TASK_ALWAYS_EAGER="true",
         PYTHONDONTWRITEBYTECODE="1",
+        # production settings refuse to start without these; the bench serves plain HTTP on 127.0.0.1
+        STRIPE_API_KEY="sk_test_bench" + secrets.token_hex(12),
+        STRIPE_WEBHOOK_SECRET="whsec_bench" + secrets.token_hex(12),
+        METRICS_ENABLED="false",
+        DJANGO_SECURE_SSL_REDIRECT="false",
     )
     return env
 

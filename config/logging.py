@@ -16,12 +16,13 @@ development from the same processor chain.
 
 ``LOG_FORMAT``:
 
-* ``json`` (production default): one JSON object per line with ``timestamp`` (ISO 8601,
-  UTC), ``level``, ``logger``, ``event`` (the message's first word when it is an event name
-  such as ``order.placed``, else the whole message), ``message`` (the formatted message)
+* ``json`` (default unless ``DJANGO_DEBUG=true``): one JSON object per line with ``timestamp``
+  (ISO 8601, UTC), ``level``, ``logger``, ``event`` (the message's first word: our messages
+  start with an event name such as ``order.placed``; Django's, Celery's and gunicorn's do
+  not, filter those on ``logger``), ``message`` (the formatted message)
   and the bound context (``request_id``, ``cart_id``, ``order_id``, ``payment_intent_id``,
   ``stripe_event_id``, ``task_id``, ``task`` ... whichever are known).
-* ``console`` (development default): ``timestamp [level] message  key=value`` of the bound
+* ``console`` (default with ``DJANGO_DEBUG=true``, as the demo runs): ``timestamp [level] message  key=value`` of the bound
   context, no colours (the lines also go to files).
 
 Never card data, client secrets or keys: the messages only carry ids and amounts, and
@@ -30,22 +31,19 @@ stripe-python's DEBUG lines (whole request/response bodies) are never emitted.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import structlog
 
 FORMATS = ("json", "console")
-EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+$")
 
 
 def event_name(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """``event`` = the message's first word when it is a dotted event name; ``message`` = the whole message."""
+    """``event`` = the message's first word (``order.placed``); ``message`` = the whole formatted message."""
     message = event_dict.get("event")
     if isinstance(message, str):
-        first = message.split(" ", 1)[0]
         event_dict["message"] = message
-        event_dict["event"] = first if EVENT_NAME.match(first) else message
+        event_dict["event"] = message.split(None, 1)[0] if message.strip() else ""
     return event_dict
 
 

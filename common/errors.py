@@ -206,7 +206,7 @@ def _from_drf(exc: drf_exceptions.APIException) -> ApplicationError:
     if isinstance(exc, drf_exceptions.UnsupportedMediaType):
         return ApplicationError(str(exc.detail), code="unsupported_media_type", http_status=415)
     if isinstance(exc, drf_exceptions.Throttled):
-        wait = int(exc.wait or 1)
+        wait = int(getattr(exc, "wait", None) or 1)
         return ApplicationError(
             "Too many requests. Please retry later.",
             code="rate_limited",

@@ -160,12 +160,14 @@ def _insert_if_absent(*, record: IdempotencyRecord) -> bool:
     log line) on every retry; this is one statement, committed immediately in autocommit.
     """
     meta = IdempotencyRecord._meta
-    fields = [meta.get_field(name) for name in _INSERT_FIELDS]
+    by_name = {field.name: field for field in meta.concrete_fields}
+    fields = [by_name[name] for name in _INSERT_FIELDS]
     qn = connection.ops.quote_name
+    pk_column = meta.pk.column if meta.pk is not None else "id"
     sql = (
         f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
         f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({qn('scope')}, {qn('key')}) DO NOTHING RETURNING {qn(meta.pk.column)}"
+        f"ON CONFLICT ({qn('scope')}, {qn('key')}) DO NOTHING RETURNING {qn(pk_column)}"
     )
     params = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in fields]
     with connection.cursor() as cursor:

@@ -25,7 +25,7 @@ import logging
 import math
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 from django.core.cache.backends.locmem import LocMemCache
 from rest_framework.settings import api_settings
@@ -100,8 +100,12 @@ class FixedWindowThrottle(SimpleRateThrottle):
     scope: str
 
     def __init__(self) -> None:  # rates are read per request (settings may change in tests)
-        self.rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+        rates = cast("dict[str, str | None]", api_settings.DEFAULT_THROTTLE_RATES)  # the stubs say numbers
+        self.rate = rates.get(self.scope)
         self.num_requests, self.duration = self.parse_rate(self.rate)
+        # The same two numbers as ints (DRF types them Optional; they are only read when a rate is set).
+        self._limit: int = self.num_requests or 0
+        self._seconds: int = self.duration or 1
         self._wait: float | None = None
 
     def ident(self, request: Any, view: Any) -> str | None:
@@ -128,7 +132,7 @@ class FixedWindowThrottle(SimpleRateThrottle):
         if base is None:
             return None
         now = self.timer()
-        index = int(now // self.duration)
+        index = int(now // self._seconds)
         return f"{base}:{index}", now, index
 
     def _incr(self, key: str) -> int:
@@ -148,17 +152,17 @@ class FixedWindowThrottle(SimpleRateThrottle):
             return int(_local_cache.get(key, 0))
 
     def _incr_on(self, cache: Any, key: str) -> int:
-        cache.add(key, 0, timeout=self.duration + 1)
+        cache.add(key, 0, timeout=self._seconds + 1)
         try:
             return cache.incr(key)
         except ValueError:  # evicted between add and incr
-            cache.add(key, 1, timeout=self.duration + 1)
+            cache.add(key, 1, timeout=self._seconds + 1)
             return 1
 
     def _verdict(self, *, count: int, now: float, index: int) -> bool:
-        if count <= self.num_requests:
+        if count <= self._limit:
             return True
-        self._wait = (index + 1) * self.duration - now
+        self._wait = (index + 1) * self._seconds - now
         return False
 
     def wait(self) -> float | None:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install the pinned requirements (again only when they changed).
+# Create .venv and install requirements-dev.lock (every package pinned and hashed; rebuilt from
+# the direct pins in requirements*.txt by scripts/lock.sh), again only when it changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -9,11 +10,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements-dev.lock | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[install] installing $(grep -cv '^\s*\(#\|-r\|$\)' requirements.txt requirements-dev.txt | awk -F: '{n+=$2} END {print n}') pinned packages and their dependencies (requirements*.txt changed or first run)..."
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  echo "[install] installing $(grep -c '==' requirements-dev.lock) locked packages (requirements-dev.lock changed or first run)..."
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
   echo "$want" > "$stamp"
   echo "[install] done in $(( $(date +%s) - started )) s"
 else

@@ -275,7 +275,7 @@ def main() -> None:
             [PYTHON, "-m", "devtools.demo_history", "--base-url", site, "--stripe-base", stripe_base,
              "--publishable-key", env["STRIPE_PUBLISHABLE_KEY"], "--password", shopper_password],
             cwd=ROOT,
-            env=env,
+            env={**env, "LOG_LEVEL": "WARNING"},  # its progress line, not every service's log line
             check=True,
         )
         phases.done()

@@ -17,8 +17,8 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": "a-long-random-production-secret-0123456789",
     "DJANGO_ALLOWED_HOSTS": "shop.example.com",
     "DATABASE_URL": "postgres://shop@db.example.com:5432/shop",
-    "STRIPE_API_KEY": "sk_live_51Hshop0000000000000000000000",
-    "STRIPE_WEBHOOK_SECRET": "whsec_shop000000000000000000000000",
+    "STRIPE_API_KEY": "sk_live_FAKE-fixture-not-a-key",
+    "STRIPE_WEBHOOK_SECRET": "whsec_FAKE-fixture-not-a-secret",
     "METRICS_TOKEN": "scrape-token-0123456789",
 }
 LOAD_SETTINGS = (
@@ -112,7 +112,7 @@ def test_demo_syncdb_skips_only_dj_stripes_migrations_on_the_demo_sqlite_databas
 
 
 @pytest.mark.parametrize(
-    "key", ["sk_live_51Hshop0000000000000000000000", "sk_test_51Hshop0000000000000000000000", "rk_live_51Hshop000000"]
+    "key", ["sk_live_FAKE-fixture-not-a-key", "sk_test_FAKE-fixture-not-a-key", "rk_live_FAKE-fixture"]
 )
 def test_production_settings_accept_standard_and_restricted_stripe_keys(key):
     result = _load(STRIPE_API_KEY=key)

@@ -225,7 +225,11 @@ class CartViewSet(viewsets.ViewSet):
         operation_id="carts_line_items_delete",
         summary="Remove a line item",
         tags=["carts"],
-        examples=[_cart_example("Cart without the line", {**_EXAMPLE_CART_NEW, "items": [], "subtotal": 0, "tax_total": 0, "total": 0})],
+        examples=[
+            _cart_example(
+                "Cart without the line", {**_EXAMPLE_CART_NEW, "items": [], "subtotal": 0, "tax_total": 0, "total": 0}
+            )
+        ],
     )
     def line_item_remove(self, request: Request, pk: str, item_id: str) -> Response:
         services.cart_line_remove(cart_id=pk, user_id=user_id_of(request), item_id=item_id)
@@ -245,7 +249,6 @@ class CartViewSet(viewsets.ViewSet):
         data.is_valid(raise_exception=True)
         services.cart_shipping_method_set(cart_id=pk, user_id=user_id_of(request), **data.validated_data)
         return cart_response(request, pk)
-
 
     # --- Payment sessions (issue 3) -----------------------------------------------------
     action_throttles: dict[str, tuple[type, ...]] = {
@@ -297,7 +300,9 @@ class CartViewSet(viewsets.ViewSet):
                 "`payment_provider_unavailable` (retry) or `checkout_disabled`.",
                 examples=[
                     error_example(503),
-                    error_example(503, "checkout_disabled", "Checkout is temporarily disabled. Please try again later."),
+                    error_example(
+                        503, "checkout_disabled", "Checkout is temporarily disabled. Please try again later."
+                    ),
                 ],
             ),
         },

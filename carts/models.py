@@ -26,7 +26,9 @@ class Cart(models.Model):
     )
     shipping_address = models.JSONField(null=True, blank=True)
     billing_address = models.JSONField(null=True, blank=True)
-    shipping_option = models.ForeignKey(ShippingOption, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    shipping_option = models.ForeignKey(
+        ShippingOption, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     shipping_name = models.CharField(max_length=100, blank=True)
     shipping_amount = models.PositiveBigIntegerField(null=True, blank=True)
     # Bumped on every change of what the shopper would pay; part of Stripe idempotency keys.

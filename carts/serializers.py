@@ -23,9 +23,7 @@ class AddressSerializer(serializers.Serializer):
     city = StrictCharField(max_length=100)
     province = StrictCharField(max_length=100, required=False, allow_blank=True)
     postal_code = StrictCharField(max_length=20)
-    country_code = StrictRegexField(
-        r"^[A-Z]{2}$", max_length=2, help_text="Upper-case ISO 3166-1 alpha-2, e.g. US."
-    )
+    country_code = StrictRegexField(r"^[A-Z]{2}$", max_length=2, help_text="Upper-case ISO 3166-1 alpha-2, e.g. US.")
     phone = StrictCharField(max_length=40, required=False, allow_blank=True)
 
 

@@ -125,7 +125,11 @@ def _reprice(*, cart: Cart, region: Region) -> None:
 
 
 def cart_create(
-    *, region_id: str, email: str | None = None, items: list[dict[str, Any]] | None = None, customer_id: str | None = None
+    *,
+    region_id: str,
+    email: str | None = None,
+    items: list[dict[str, Any]] | None = None,
+    customer_id: str | None = None,
 ) -> Cart:
     region = catalog_selectors.region_get(region_id=region_id)
     with transaction.atomic():

@@ -163,4 +163,3 @@ class ProductViewSet(viewsets.GenericViewSet):
         query = self._query(request, ProductQuerySerializer)
         product = selectors.product_get(product_id=pk, currency_code=self._currency(query))
         return Response({"product": ProductSerializer(product, context={"request": request}).data})
-

@@ -69,9 +69,7 @@ class Product(models.Model):
     title = models.CharField(max_length=200)
     handle = models.SlugField(max_length=200, unique=True)
     description = models.TextField(blank=True)
-    category = models.ForeignKey(
-        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products"
-    )
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="products")
     thumbnail = models.CharField(
         max_length=500,
         blank=True,

@@ -60,18 +60,14 @@ def _refresh_reserved(*, stocks: list[StockLevel], now: datetime) -> None:
     StockLevel.objects.bulk_update(stocks, ["reserved", "on_hand"])
 
 
-def _check_available(
-    *, stocks: dict[str, StockLevel], quantities: Mapping[str, int], others: dict[str, int]
-) -> None:
+def _check_available(*, stocks: dict[str, StockLevel], quantities: Mapping[str, int], others: dict[str, int]) -> None:
     for variant_id in sorted(quantities):
         stock = stocks.get(variant_id)
         if stock is None or not _tracked(stock) or stock.variant.allow_backorder:
             continue
         available = stock.on_hand - others.get(variant_id, 0)
         if quantities[variant_id] > available:
-            raise InsufficientInventory(
-                f"Only {max(available, 0)} left of {stock.variant.sku}.", param=variant_id
-            )
+            raise InsufficientInventory(f"Only {max(available, 0)} left of {stock.variant.sku}.", param=variant_id)
 
 
 @transaction.atomic
@@ -174,15 +170,13 @@ def stock_reservations_expire(*, now: datetime | None = None, batch_size: int = 
     while True:
         with transaction.atomic():
             ids = list(
-                StockReservation.objects.filter(expires_at__lte=now).order_by("pk").values_list("pk", flat=True)[
-                    :batch_size
-                ]
+                StockReservation.objects.filter(expires_at__lte=now)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:batch_size]
             )
             if not ids:
                 return total
-            variant_ids = sorted(
-                set(StockReservation.objects.filter(pk__in=ids).values_list("variant_id", flat=True))
-            )
+            variant_ids = sorted(set(StockReservation.objects.filter(pk__in=ids).values_list("variant_id", flat=True)))
             stocks = _stock_lock(variant_ids=variant_ids)
             StockReservation.objects.filter(pk__in=ids).delete()
             _refresh_reserved(stocks=list(stocks.values()), now=now)

@@ -349,7 +349,9 @@ class IdempotencyMiddleware:
             return _error_response(database_unavailable(exc, path=request.path))
 
         if isinstance(outcome, Replay):
-            logger.info("idempotency.replayed scope=%s path=%s status=%s", scope, request.path, outcome.record.response_status)
+            logger.info(
+                "idempotency.replayed scope=%s path=%s status=%s", scope, request.path, outcome.record.response_status
+            )
             return replay_response(record=outcome.record)
 
         record = outcome.record

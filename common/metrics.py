@@ -71,7 +71,10 @@ PAYMENT_SESSIONS_CREATED = Counter(
     "payment_sessions_created", "Payment sessions (PaymentIntents) created.", ["currency"], namespace=NAMESPACE
 )
 PAYMENTS_AUTHORIZED = Counter(
-    "payments_authorized", "Payments authorized (or charged, with automatic capture).", ["currency"], namespace=NAMESPACE
+    "payments_authorized",
+    "Payments authorized (or charged, with automatic capture).",
+    ["currency"],
+    namespace=NAMESPACE,
 )
 PAYMENTS_AUTHORIZED_AMOUNT = Counter(
     "payments_authorized_amount_minor", "Authorized amount, minor units.", ["currency"], namespace=NAMESPACE

@@ -42,7 +42,9 @@ class RejectNulMiddleware:
         for key, values in request.GET.lists():
             if "\x00" in key or any("\x00" in value for value in values):
                 return _json_error(
-                    ApplicationError("Null characters are not allowed.", code="validation_error", param=key.replace("\x00", ""))
+                    ApplicationError(
+                        "Null characters are not allowed.", code="validation_error", param=key.replace("\x00", "")
+                    )
                 )
         return self.get_response(request)
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Stripe's zero-decimal currencies (https://docs.stripe.com/currencies#zero-decimal).
-ZERO_DECIMAL = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
-)
+ZERO_DECIMAL = frozenset("bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split())
 # Stripe's three-decimal currencies.
 THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
 

@@ -33,9 +33,7 @@ from common.errors import TYPE_BY_STATUS
 
 
 class ErrorDetailSerializer(serializers.Serializer):
-    type = serializers.CharField(
-        help_text="One of: " + ", ".join(sorted(set(TYPE_BY_STATUS.values()))) + "."
-    )
+    type = serializers.CharField(help_text="One of: " + ", ".join(sorted(set(TYPE_BY_STATUS.values()))) + ".")
     code = serializers.CharField(help_text="Machine-readable, e.g. validation_error, not_found, cart_expired.")
     message = serializers.CharField(help_text="Human-readable; may change, do not parse it.")
     param = serializers.CharField(
@@ -160,7 +158,9 @@ _IDEMPOTENCY_EXAMPLES = {
         "idempotency_key_in_use",
         "A request with this Idempotency-Key is still being processed. Retry later.",
     ),
-    422: error_example(422, "idempotency_key_reused", "This Idempotency-Key was already used with a different request."),
+    422: error_example(
+        422, "idempotency_key_reused", "This Idempotency-Key was already used with a different request."
+    ),
 }
 
 
@@ -221,10 +221,13 @@ class StoreAutoSchema(AutoSchema):
                 response["description"] = f"{current.rstrip('.')}; or {description}" if current else description
             example = _IDEMPOTENCY_EXAMPLES[status_code]
             examples = response["content"]["application/json"].setdefault("examples", {})
-            examples.setdefault(example.name.replace("_", " ").title().replace(" ", ""), {
-                "value": example.value,
-                "summary": example.name,
-            })
+            examples.setdefault(
+                example.name.replace("_", " ").title().replace(" ", ""),
+                {
+                    "value": example.value,
+                    "summary": example.name,
+                },
+            )
         for code, response in responses.items():
             if code.startswith("2"):
                 response.setdefault("headers", {})["Idempotent-Replayed"] = {

@@ -139,5 +139,7 @@ class ReadyView(APIView):
                 checks[name] = "unavailable"
         failed = sorted(name for name, result in checks.items() if result == "unavailable")
         if failed:
-            raise ServiceUnavailable(f"Not ready: {', '.join(failed)} unavailable.", code="not_ready", extra={"checks": checks})
+            raise ServiceUnavailable(
+                f"Not ready: {', '.join(failed)} unavailable.", code="not_ready", extra={"checks": checks}
+            )
         return Response({"status": "ok", "checks": checks})

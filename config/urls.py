@@ -27,7 +27,9 @@ store = [
     re_path(_p("shipping-options"), ShippingOptionViewSet.as_view({"get": "list"}), name="shipping-options"),
     re_path(_p("carts"), CartViewSet.as_view({"post": "create"}), name="carts"),
     re_path(_p(r"carts/(?P<pk>[^/]+)"), CartViewSet.as_view({"get": "retrieve", "post": "update"}), name="cart"),
-    re_path(_p(r"carts/(?P<pk>[^/]+)/line-items"), CartViewSet.as_view({"post": "line_item_add"}), name="cart-line-items"),
+    re_path(
+        _p(r"carts/(?P<pk>[^/]+)/line-items"), CartViewSet.as_view({"post": "line_item_add"}), name="cart-line-items"
+    ),
     re_path(
         _p(r"carts/(?P<pk>[^/]+)/line-items/(?P<item_id>[^/]+)"),
         CartViewSet.as_view({"post": "line_item_update", "delete": "line_item_remove"}),
@@ -38,7 +40,9 @@ store = [
         CartViewSet.as_view({"post": "shipping_method_set"}),
         name="cart-shipping-methods",
     ),
-    re_path(_p(r"carts/(?P<pk>[^/]+)/complete"), CartCompleteViewSet.as_view({"post": "complete"}), name="cart-complete"),
+    re_path(
+        _p(r"carts/(?P<pk>[^/]+)/complete"), CartCompleteViewSet.as_view({"post": "complete"}), name="cart-complete"
+    ),
     re_path(_p(r"orders/(?P<pk>[^/]+)"), OrderViewSet.as_view({"get": "retrieve"}), name="order"),
     re_path(_p("customers/me/orders"), OrderViewSet.as_view({"get": "list_mine"}), name="customers-me-orders"),
     re_path(

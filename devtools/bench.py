@@ -399,7 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     modes = [int(v) for v in args.conn_max_age.split(",") if v.strip()]
     scenarios = [s for s in SCENARIOS if args.only.lower() in s.name.lower()]
 
-    print(f"preparing {urlparse(args.database_url).path.lstrip('/')} (migrate, demo catalog, {SWATCHES} swatches)", flush=True)
+    print(
+        f"preparing {urlparse(args.database_url).path.lstrip('/')} (migrate, demo catalog, {SWATCHES} swatches)",
+        flush=True,
+    )
     prepare_database(args.database_url, server_env(args.database_url, 0))
     info = machine()
     print(
@@ -476,9 +479,15 @@ def main(argv: list[str] | None = None) -> int:
                 "p95_ms": round(median_run.percentile(95) * 1000, 2),
                 "errors": errors,
                 "runs": [
-                    {"rps": round(r.rps, 1), "requests": r.requests, "seconds": round(r.seconds, 3), "capped": r.capped,
-                     "p50_ms": round(r.percentile(50) * 1000, 2), "p95_ms": round(r.percentile(95) * 1000, 2),
-                     "load": [round(x, 2) for x in r.load]}
+                    {
+                        "rps": round(r.rps, 1),
+                        "requests": r.requests,
+                        "seconds": round(r.seconds, 3),
+                        "capped": r.capped,
+                        "p50_ms": round(r.percentile(50) * 1000, 2),
+                        "p95_ms": round(r.percentile(95) * 1000, 2),
+                        "load": [round(x, 2) for x in r.load],
+                    }
                     for r in runs
                 ],
             }
@@ -488,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {row['p50_ms']:>6.1f} | {row['p95_ms']:>6.1f} | {errors:>6} |"
             )
     if args.json_out:
-        args.json_out.write_text(json.dumps({"machine": info, "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
+        args.json_out.write_text(
+            json.dumps({"machine": info, "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2)
+        )
     return 1 if any(row["errors"] for row in rows) else 0
 
 

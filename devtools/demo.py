@@ -250,7 +250,9 @@ def main() -> None:
         phases.start("Loading the demo catalog and the staff user")
         staff_password = os.environ.get("DEMO_STAFF_PASSWORD") or secrets.token_urlsafe(12)
         _call_commands(
-            ["load_demo_catalog"], ["ensure_staff_user", "--email", "staff@example.com", "--password", staff_password], env=env
+            ["load_demo_catalog"],
+            ["ensure_staff_user", "--email", "staff@example.com", "--password", staff_password],
+            env=env,
         )
         _register_webhook(stripe_base, f"{site}/webhooks/stripe", webhook_secret)
         phases.done()
@@ -263,7 +265,19 @@ def main() -> None:
         if use_worker:
             children.append(
                 quiet.popen(
-                    [PYTHON, "-m", "celery", "-A", "config", "worker", "-B", "-s", "var/celerybeat-schedule", "--loglevel=WARNING", "--concurrency=2"],
+                    [
+                        PYTHON,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "config",
+                        "worker",
+                        "-B",
+                        "-s",
+                        "var/celerybeat-schedule",
+                        "--loglevel=WARNING",
+                        "--concurrency=2",
+                    ],
                     env,
                 )
             )
@@ -272,8 +286,19 @@ def main() -> None:
         phases.done(f"{site}/health/ready answers")
         phases.start("Loading demo shoppers and past orders (first run only)")
         subprocess.run(  # noqa: S603
-            [PYTHON, "-m", "devtools.demo_history", "--base-url", site, "--stripe-base", stripe_base,
-             "--publishable-key", env["STRIPE_PUBLISHABLE_KEY"], "--password", shopper_password],
+            [
+                PYTHON,
+                "-m",
+                "devtools.demo_history",
+                "--base-url",
+                site,
+                "--stripe-base",
+                stripe_base,
+                "--publishable-key",
+                env["STRIPE_PUBLISHABLE_KEY"],
+                "--password",
+                shopper_password,
+            ],
             cwd=ROOT,
             env={**env, "LOG_LEVEL": "WARNING"},  # its progress line, not every service's log line
             check=True,

@@ -39,20 +39,68 @@ import django
 
 SHOPPERS: list[tuple[str, str, str, dict[str, str]]] = [
     # email, first name, last name, address (without names)
-    ("ada.lovelace@example.org", "Ada", "Lovelace",
-     {"address_1": "12 Loom Street", "city": "Springfield", "province": "IL", "postal_code": "62701", "country_code": "US"}),
-    ("grace.hopper@example.org", "Grace", "Hopper",
-     {"address_1": "400 Harbor Way", "city": "Portland", "province": "OR", "postal_code": "97201", "country_code": "US"}),
-    ("hana.sato@example.org", "Hana", "Sato",
-     {"address_1": "1-2-3 Nishiki", "city": "Kyoto", "province": "Kyoto", "postal_code": "604-8111", "country_code": "JP"}),
-    ("lena.weber@example.org", "Lena", "Weber",
-     {"address_1": "Stoffstrasse 5", "city": "Berlin", "postal_code": "10115", "country_code": "DE"}),
-    ("camille.martin@example.org", "Camille", "Martin",
-     {"address_1": "8 rue des Tisserands", "city": "Lyon", "postal_code": "69002", "country_code": "FR"}),
-    ("noura.alsabah@example.org", "Noura", "Al-Sabah",
-     {"address_1": "Block 3, Street 12", "city": "Kuwait City", "postal_code": "13001", "country_code": "KW"}),
+    (
+        "ada.lovelace@example.org",
+        "Ada",
+        "Lovelace",
+        {
+            "address_1": "12 Loom Street",
+            "city": "Springfield",
+            "province": "IL",
+            "postal_code": "62701",
+            "country_code": "US",
+        },
+    ),
+    (
+        "grace.hopper@example.org",
+        "Grace",
+        "Hopper",
+        {
+            "address_1": "400 Harbor Way",
+            "city": "Portland",
+            "province": "OR",
+            "postal_code": "97201",
+            "country_code": "US",
+        },
+    ),
+    (
+        "hana.sato@example.org",
+        "Hana",
+        "Sato",
+        {
+            "address_1": "1-2-3 Nishiki",
+            "city": "Kyoto",
+            "province": "Kyoto",
+            "postal_code": "604-8111",
+            "country_code": "JP",
+        },
+    ),
+    (
+        "lena.weber@example.org",
+        "Lena",
+        "Weber",
+        {"address_1": "Stoffstrasse 5", "city": "Berlin", "postal_code": "10115", "country_code": "DE"},
+    ),
+    (
+        "camille.martin@example.org",
+        "Camille",
+        "Martin",
+        {"address_1": "8 rue des Tisserands", "city": "Lyon", "postal_code": "69002", "country_code": "FR"},
+    ),
+    (
+        "noura.alsabah@example.org",
+        "Noura",
+        "Al-Sabah",
+        {"address_1": "Block 3, Street 12", "city": "Kuwait City", "postal_code": "13001", "country_code": "KW"},
+    ),
 ]
-GUEST_ADDRESS = {"address_1": "77 Selvedge Road", "city": "Austin", "province": "TX", "postal_code": "78701", "country_code": "US"}
+GUEST_ADDRESS = {
+    "address_1": "77 Selvedge Road",
+    "city": "Austin",
+    "province": "TX",
+    "postal_code": "78701",
+    "country_code": "US",
+}
 CARD_OK = ("4242424242424242", "5555555555554444")
 CARD_DECLINED = "4000000000000002"
 CARRIERS = ("UPS", "DHL", "Yamato", "La Poste")
@@ -72,8 +120,15 @@ class Api:
         self.store = base_url.rstrip("/") + "/store"
         self.stripe_base, self.publishable_key, self.secret_key = stripe_base.rstrip("/"), publishable_key, secret_key
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None, *, token: str | None = None,
-             expect: tuple[int, ...] = (200, 201)) -> tuple[int, dict[str, Any]]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        expect: tuple[int, ...] = (200, 201),
+    ) -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if method == "POST":
             headers["Idempotency-Key"] = str(uuid.uuid4())
@@ -84,8 +139,13 @@ class Api:
         return status, payload
 
     def card_token(self, number: str) -> str:
-        form = {"card[number]": number, "card[exp_month]": "12", "card[exp_year]": str(time.gmtime().tm_year + 4),
-                "card[cvc]": "123", "key": self.publishable_key}
+        form = {
+            "card[number]": number,
+            "card[exp_month]": "12",
+            "card[exp_year]": str(time.gmtime().tm_year + 4),
+            "card[cvc]": "123",
+            "key": self.publishable_key,
+        }
         status, raw = self.http.request("POST", f"{self.stripe_base}/v1/tokens", form=form)
         if status != 200:
             raise HistoryError(f"tokenizing a card answered {status}")
@@ -95,15 +155,21 @@ class Api:
         """What Stripe.js's confirmCardPayment does for a card the shopper saves, against the stand-in:
         a card PaymentMethod set on the intent, then confirm (localstripe's confirm takes no
         ``payment_method``; docs/localstripe.md)."""
-        card = {"type": "card", "card[number]": number, "card[exp_month]": "12",
-                "card[exp_year]": str(time.gmtime().tm_year + 4), "card[cvc]": "123"}
+        card = {
+            "type": "card",
+            "card[number]": number,
+            "card[exp_month]": "12",
+            "card[exp_year]": str(time.gmtime().tm_year + 4),
+            "card[cvc]": "123",
+        }
         method = self._stripe_post("/v1/payment_methods", card)["id"]
         self._stripe_post(f"/v1/payment_intents/{payment_intent_id}", {"payment_method": method})
         self._stripe_post(f"/v1/payment_intents/{payment_intent_id}/confirm", {})
 
     def _stripe_post(self, path: str, form: dict[str, str]) -> dict[str, Any]:
-        status, raw = self.http.request("POST", self.stripe_base + path, form=form,
-                                        headers={"Authorization": f"Bearer {self.secret_key}"})
+        status, raw = self.http.request(
+            "POST", self.stripe_base + path, form=form, headers={"Authorization": f"Bearer {self.secret_key}"}
+        )
         if status != 200:
             raise HistoryError(f"POST {path} at the Stripe stand-in answered {status}: {raw[:200]!r}")
         return json.loads(raw)
@@ -124,25 +190,48 @@ class Story:
         self.marks.append((timezone.now(), at))
 
 
-def _checkout(api: Api, rng: random.Random, *, email: str, names: tuple[str, str], address: dict[str, str],
-              token: str | None, saved: dict[str, str], regions: dict[str, dict[str, Any]],
-              variants: dict[str, list[dict[str, Any]]], declines: int, story: Story) -> dict[str, Any]:
+def _checkout(
+    api: Api,
+    rng: random.Random,
+    *,
+    email: str,
+    names: tuple[str, str],
+    address: dict[str, str],
+    token: str | None,
+    saved: dict[str, str],
+    regions: dict[str, dict[str, Any]],
+    variants: dict[str, list[dict[str, Any]]],
+    declines: int,
+    story: Story,
+) -> dict[str, Any]:
     region = next(r for r in regions.values() if address["country_code"] in r["countries"])
     _, body = api.call("POST", "/carts", {"region_id": region["id"]}, token=token)
     cart_id = body["cart"]["id"]
     story.cart_id = cart_id
     for variant in rng.sample(variants[region["id"]], k=rng.choice((1, 1, 2, 3))):
-        api.call("POST", f"/carts/{cart_id}/line-items", {"variant_id": variant["id"], "quantity": rng.randint(1, 3)}, token=token)
+        api.call(
+            "POST",
+            f"/carts/{cart_id}/line-items",
+            {"variant_id": variant["id"], "quantity": rng.randint(1, 3)},
+            token=token,
+        )
     full = {"first_name": names[0], "last_name": names[1], **address}
-    api.call("POST", f"/carts/{cart_id}", {"email": email, "shipping_address": full, "billing_address": full}, token=token)
+    api.call(
+        "POST", f"/carts/{cart_id}", {"email": email, "shipping_address": full, "billing_address": full}, token=token
+    )
     if story.order_id == "abandon":
         return {}
     _, options = api.call("GET", f"/shipping-options?cart_id={cart_id}", token=token)
     option = rng.choice(options["shipping_options"])
     api.call("POST", f"/carts/{cart_id}/shipping-methods", {"option_id": option["id"]}, token=token)
     for _ in range(declines):
-        status, _ = api.call("POST", f"/carts/{cart_id}/payment-sessions",
-                             {"provider_id": "stripe", "card_token": api.card_token(CARD_DECLINED)}, token=token, expect=(402,))
+        status, _ = api.call(
+            "POST",
+            f"/carts/{cart_id}/payment-sessions",
+            {"provider_id": "stripe", "card_token": api.card_token(CARD_DECLINED)},
+            token=token,
+            expect=(402,),
+        )
     if token and email in saved and rng.random() < 0.7:
         pay: dict[str, Any] = {"payment_method_id": saved[email]}  # confirmed by the server
     elif token and email not in saved:
@@ -156,8 +245,13 @@ def _checkout(api: Api, rng: random.Random, *, email: str, names: tuple[str, str
     elif session["status"] not in ("authorized", "succeeded"):
         raise HistoryError(f"cart {cart_id}: payment session {session['status']}")
     for _ in range(50):  # 409 cart_completing: Stripe's webhook is placing the order right now; ask again
-        status, body = api.call("POST", f"/carts/{cart_id}/complete", {"payment_intent_id": session["data"]["payment_intent_id"]},
-                                token=token, expect=(200, 201, 409))
+        status, body = api.call(
+            "POST",
+            f"/carts/{cart_id}/complete",
+            {"payment_intent_id": session["data"]["payment_intent_id"]},
+            token=token,
+            expect=(200, 201, 409),
+        )
         if status != 409:
             break
         time.sleep(0.2)
@@ -189,8 +283,12 @@ def _staff_story(rng: random.Random, *, order: dict[str, Any], story: Story, sta
     if age < timedelta(days=3):
         return
     story.mark(story.placed_at + timedelta(hours=rng.randint(28, 50)))
-    fulfillment.order_ship(order_id=order["id"], carrier=rng.choice(CARRIERS),
-                           tracking_number=f"1Z{rng.randrange(10**15, 10**16)}", **staff)
+    fulfillment.order_ship(
+        order_id=order["id"],
+        carrier=rng.choice(CARRIERS),
+        tracking_number=f"1Z{rng.randrange(10**15, 10**16)}",
+        **staff,
+    )
     if age < timedelta(days=6):
         return
     story.mark(story.placed_at + timedelta(days=rng.randint(3, 5), hours=rng.randint(0, 12)))
@@ -207,7 +305,9 @@ def _drain_webhooks(timeout: float = 90.0) -> None:
 
     deadline, quiet_since = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        busy = WebhookEvent.objects.filter(status__in=[WebhookEventStatus.RECEIVED, WebhookEventStatus.PROCESSING]).exists()
+        busy = WebhookEvent.objects.filter(
+            status__in=[WebhookEventStatus.RECEIVED, WebhookEventStatus.PROCESSING]
+        ).exists()
         if busy:
             quiet_since = None
         elif quiet_since is None:
@@ -225,13 +325,22 @@ def _backdate(stories: list[Story]) -> int:
 
     from orders.models import Order
 
-    intents = dict(Order.objects.filter(pk__in=[s.order_id for s in stories if s.order_id]).values_list("pk", "payment_intent_id"))
+    intents = dict(
+        Order.objects.filter(pk__in=[s.order_id for s in stories if s.order_id]).values_list("pk", "payment_intent_id")
+    )
     moved = 0
-    watched = [m for label in ("carts", "orders", "payments", "webhooks") for m in apps.get_app_config(label).get_models()]
+    watched = [
+        m for label in ("carts", "orders", "payments", "webhooks") for m in apps.get_app_config(label).get_models()
+    ]
     with transaction.atomic():
         for story in stories:
-            keys = {"order": story.order_id, "order_id": story.order_id, "cart": story.cart_id, "cart_id": story.cart_id,
-                    "payment_intent_id": intents.get(story.order_id or "")}
+            keys = {
+                "order": story.order_id,
+                "order_id": story.order_id,
+                "cart": story.cart_id,
+                "cart_id": story.cart_id,
+                "payment_intent_id": intents.get(story.order_id or ""),
+            }
             marks = sorted(story.marks)
             for model in watched:
                 stamps = [f.attname for f in model._meta.concrete_fields if isinstance(f, models.DateTimeField)]
@@ -240,7 +349,9 @@ def _backdate(stories: list[Story]) -> int:
                 elif model._meta.label == "carts.Cart":
                     rows = model.objects.filter(pk=story.cart_id)
                 else:
-                    names = {f.attname for f in model._meta.concrete_fields} | {f.name for f in model._meta.concrete_fields}
+                    names = {f.attname for f in model._meta.concrete_fields} | {
+                        f.name for f in model._meta.concrete_fields
+                    }
                     key = next((k for k in keys if k in names and keys[k]), None)
                     if key is None:
                         continue
@@ -264,9 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Demo shoppers and past orders through the real API and services.")
     parser.add_argument("--base-url", default="http://127.0.0.1:8000")
     parser.add_argument("--stripe-base", default="http://127.0.0.1:8420")
-    parser.add_argument("--publishable-key", default=os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe_dev"))
+    parser.add_argument(
+        "--publishable-key", default=os.environ.get("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe_dev")
+    )
     parser.add_argument("--secret-key", default=os.environ.get("STRIPE_API_KEY", ""), help="The stand-in's API key.")
-    parser.add_argument("--password", default=os.environ.get("DEMO_SHOPPER_PASSWORD", ""), help="The shoppers' password.")
+    parser.add_argument(
+        "--password", default=os.environ.get("DEMO_SHOPPER_PASSWORD", ""), help="The shoppers' password."
+    )
     parser.add_argument("--orders", type=int, default=30)
     parser.add_argument("--abandoned", type=int, default=5)
     parser.add_argument("--days", type=int, default=21)
@@ -287,20 +402,30 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rng = random.Random(args.seed)
     now = timezone.now()
-    api = Api(base_url=args.base_url, stripe_base=args.stripe_base, publishable_key=args.publishable_key,
-              secret_key=args.secret_key)
+    api = Api(
+        base_url=args.base_url,
+        stripe_base=args.stripe_base,
+        publishable_key=args.publishable_key,
+        secret_key=args.secret_key,
+    )
     staff_id = str(User.objects.get(email=args.staff_email).pk)
     _, body = api.call("GET", "/regions")
     regions = {r["id"]: r for r in body["regions"]}
     variants: dict[str, list[dict[str, Any]]] = {}
     for region_id in regions:
         _, page = api.call("GET", f"/products?region_id={region_id}&limit=100")
-        variants[region_id] = [v for p in page["products"] for v in p["variants"] if v["price"] and v["in_stock"]
-                               and v["sku"] != "SLK-CHR-IVR"]  # keep the last metres of silk for the visitor
+        variants[region_id] = [
+            v
+            for p in page["products"]
+            for v in p["variants"]
+            if v["price"] and v["in_stock"] and v["sku"] != "SLK-CHR-IVR"
+        ]  # keep the last metres of silk for the visitor
 
     def register(shopper: tuple[str, str, str, dict[str, str]]) -> tuple[str, str]:
         email, first, last, _ = shopper
-        api.call("POST", "/customers", {"email": email, "password": args.password, "first_name": first, "last_name": last})
+        api.call(
+            "POST", "/customers", {"email": email, "password": args.password, "first_name": first, "last_name": last}
+        )
         _, body = api.call("POST", "/auth/token", {"email": email, "password": args.password})
         return email, body["token"]
 
@@ -331,8 +456,19 @@ def main(argv: list[str] | None = None) -> int:
                 story_rng = random.Random(args.seed * 1000 + number)
                 story = Story(placed_at=at)
                 story.mark(at)
-                order = _checkout(api, story_rng, email=email, names=(first, last), address=address, token=token,
-                                  saved=saved, regions=regions, variants=variants, declines=declines, story=story)
+                order = _checkout(
+                    api,
+                    story_rng,
+                    email=email,
+                    names=(first, last),
+                    address=address,
+                    token=token,
+                    saved=saved,
+                    regions=regions,
+                    variants=variants,
+                    declines=declines,
+                    story=story,
+                )
                 story.order_id = order["id"]
                 _staff_story(story_rng, order=order, story=story, staff_id=staff_id, now=now)
                 told.append(story)
@@ -351,8 +487,19 @@ def main(argv: list[str] | None = None) -> int:
         email, first, last, address = rng.choice(SHOPPERS)
         story = Story(placed_at=now - timedelta(days=args.days) * rng.random(), order_id="abandon")
         story.mark(story.placed_at)
-        _checkout(api, rng, email=email, names=(first, last), address=address, token=tokens[email], saved=saved,
-                  regions=regions, variants=variants, declines=0, story=story)
+        _checkout(
+            api,
+            rng,
+            email=email,
+            names=(first, last),
+            address=address,
+            token=tokens[email],
+            saved=saved,
+            regions=regions,
+            variants=variants,
+            declines=0,
+            story=story,
+        )
         story.order_id = None
         stories.append(story)
 

@@ -106,7 +106,9 @@ def capture(*, base_url: str, email: str, password: str, shots: list[Shot], out_
     with sync_playwright() as playwright:
         browser = chromium_launch(playwright)
         try:
-            context = browser.new_context(viewport={"width": 1440, "height": 1000}, base_url=base_url, device_scale_factor=1)
+            context = browser.new_context(
+                viewport={"width": 1440, "height": 1000}, base_url=base_url, device_scale_factor=1
+            )
             context.set_default_timeout(20_000)
             # The admin's navigation sidebar collapsed: the pages get the whole width.
             context.add_init_script("window.localStorage.setItem('django.admin.navSidebarIsOpen', 'false');")

@@ -51,7 +51,9 @@ _BADGE_TONES = {
 
 def badge(value: str, label: str | None = None, tone: str | None = None) -> str:
     return format_html(
-        '<span class="ck-badge ck-{}">{}</span>', tone or _BADGE_TONES.get(value, "muted"), label or value.replace("_", " ")
+        '<span class="ck-badge ck-{}">{}</span>',
+        tone or _BADGE_TONES.get(value, "muted"),
+        label or value.replace("_", " "),
     )
 
 
@@ -244,7 +246,11 @@ class OrderAdmin(ReadOnlyAdmin):
         urls = [
             path("dashboard/", view(self.dashboard), name="orders_order_dashboard"),
             *[
-                path(f"<path:object_id>/{name}/", view(admin_views.make_action_view(name, self)), name=f"orders_order_{name}")
+                path(
+                    f"<path:object_id>/{name}/",
+                    view(admin_views.make_action_view(name, self)),
+                    name=f"orders_order_{name}",
+                )
                 for name in admin_views.ACTIONS
             ],
         ]
@@ -361,7 +367,9 @@ def order_page_context(*, request: HttpRequest, order: Order) -> dict[str, Any]:
         "ck_ledger": [
             {
                 "entry": entry,
-                "amount": fm(entry.amount) if entry.currency_code == cur else format_money(entry.amount, entry.currency_code),
+                "amount": fm(entry.amount)
+                if entry.currency_code == cur
+                else format_money(entry.amount, entry.currency_code),
                 "by": who(entry),
             }
             for entry in page.ledger_entries
@@ -371,7 +379,9 @@ def order_page_context(*, request: HttpRequest, order: Order) -> dict[str, Any]:
             for entry in page.ledger_entries
             if entry.status == LedgerEntryStatus.PENDING and not entry.stripe_object_id
         ],
-        "ck_disputes": [{"dispute": d, "amount": format_money(d.amount, d.currency_code or cur)} for d in page.disputes],
+        "ck_disputes": [
+            {"dispute": d, "amount": format_money(d.amount, d.currency_code or cur)} for d in page.disputes
+        ],
         "ck_events": [
             {
                 "event": event,

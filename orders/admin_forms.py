@@ -66,7 +66,9 @@ class _OrderActionForm(forms.Form):
 
 
 class _AmountForm(_OrderActionForm):
-    amount = forms.CharField(max_length=32, widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
+    amount = forms.CharField(
+        max_length=32, widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
+    )
 
     def clean_amount(self) -> int:
         try:
@@ -77,7 +79,10 @@ class _AmountForm(_OrderActionForm):
 
 class CaptureForm(_AmountForm):
     reason = forms.CharField(
-        max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Optional note for the timeline."
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Optional note for the timeline.",
     )
 
 
@@ -109,7 +114,10 @@ class RefundForm(_AmountForm):
 
 class CancelForm(_OrderActionForm):
     reason = forms.CharField(
-        max_length=500, required=True, widget=forms.Textarea(attrs={"rows": 2}), help_text="Why the authorization is released."
+        max_length=500,
+        required=True,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why the authorization is released.",
     )
 
 
@@ -121,7 +129,10 @@ class ShipForm(FulfilForm):
     carrier = forms.CharField(max_length=100)
     tracking_number = forms.CharField(max_length=100)
     tracking_url = forms.URLField(
-        max_length=500, required=False, assume_scheme="https", label="Tracking link",
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        label="Tracking link",
         help_text="Optional: the carrier's tracking page, linked in the shipped email and on the shopper's order page.",
     )
     field_order = ["carrier", "tracking_number", "tracking_url", "reason", "ledger_version"]

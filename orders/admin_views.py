@@ -55,7 +55,12 @@ ACTIONS: dict[str, ActionSpec] = {
     for spec in (
         ActionSpec("capture", "orders.capture_payment", "Capture payment", "Capture", admin_forms.CaptureForm),
         ActionSpec(
-            "cancel", "orders.cancel_payment", "Cancel authorization", "Cancel authorization", admin_forms.CancelForm, True
+            "cancel",
+            "orders.cancel_payment",
+            "Cancel authorization",
+            "Cancel authorization",
+            admin_forms.CancelForm,
+            True,
         ),
         ActionSpec("refund", "orders.refund_payment", "Refund payment", "Refund", admin_forms.RefundForm, True),
         ActionSpec("fulfil", "orders.fulfil_order", "Mark fulfilled", "Mark fulfilled", admin_forms.FulfilForm),

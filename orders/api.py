@@ -102,7 +102,9 @@ class CartCompleteViewSet(viewsets.ViewSet):
                 request_only=True,
             ),
             OpenApiExample("Order placed", value={"order": EXAMPLE_ORDER}, response_only=True, status_codes=["201"]),
-            OpenApiExample("Order already placed", value={"order": EXAMPLE_ORDER}, response_only=True, status_codes=["200"]),
+            OpenApiExample(
+                "Order already placed", value={"order": EXAMPLE_ORDER}, response_only=True, status_codes=["200"]
+            ),
         ],
     )
     def complete(self, request: Request, pk: str) -> Response:

@@ -145,7 +145,7 @@ def dashboard_section_register(provider: SectionProvider) -> SectionProvider:
 
 
 def percent(numerator: int, denominator: int) -> str:
-    """"92.3 %" (tenths, rounded half up; integer arithmetic), or "–" without a denominator."""
+    """ "92.3 %" (tenths, rounded half up; integer arithmetic), or "–" without a denominator."""
     if denominator <= 0:
         return "–"
     permille = round_half_up_div(numerator * 1000, denominator)
@@ -173,7 +173,14 @@ def duration(value: timedelta | None) -> str:
 
 
 def money_dataset(label: str, values: list[int], currency: str, **extra: Any) -> dict[str, Any]:
-    return {"label": label, "data": values, "kind": "money", "currency": currency, "exponent": currency_exponent(currency), **extra}
+    return {
+        "label": label,
+        "data": values,
+        "kind": "money",
+        "currency": currency,
+        "exponent": currency_exponent(currency),
+        **extra,
+    }
 
 
 # --- The figures ---------------------------------------------------------------------------
@@ -292,8 +299,16 @@ def _sections(data: DashboardData) -> list[Section]:
 
     # Overview cards
     p = data.payments
-    success_tone = "" if data.payment_success_permille is None else (
-        "good" if data.payment_success_permille >= 900 else "warn" if data.payment_success_permille >= 750 else "bad"
+    success_tone = (
+        ""
+        if data.payment_success_permille is None
+        else (
+            "good"
+            if data.payment_success_permille >= 900
+            else "warn"
+            if data.payment_success_permille >= 750
+            else "bad"
+        )
     )
     awaiting_total = sum(a.orders for a in data.awaiting)
     expiring = sum(a.within_24h for a in data.awaiting)
@@ -359,7 +374,15 @@ def _sections(data: DashboardData) -> list[Section]:
         charts=revenue_charts,
         tables=[
             Table(
-                headers=["Currency", "Orders", "Order value", "Average order value", "Captured", "Refunded", "Net revenue"],
+                headers=[
+                    "Currency",
+                    "Orders",
+                    "Order value",
+                    "Average order value",
+                    "Captured",
+                    "Refunded",
+                    "Net revenue",
+                ],
                 rows=[
                     [
                         c.currency_code.upper(),
@@ -410,9 +433,24 @@ def _sections(data: DashboardData) -> list[Section]:
                 type="bar",
                 labels=labels,
                 datasets=[
-                    {"label": "Succeeded", "data": [by_day[d].succeeded if d in by_day else 0 for d in days], "kind": "count", "color": "good"},
-                    {"label": "Declined", "data": [by_day[d].declined if d in by_day else 0 for d in days], "kind": "count", "color": "bad"},
-                    {"label": "Errors", "data": [by_day[d].errors if d in by_day else 0 for d in days], "kind": "count", "color": "warn"},
+                    {
+                        "label": "Succeeded",
+                        "data": [by_day[d].succeeded if d in by_day else 0 for d in days],
+                        "kind": "count",
+                        "color": "good",
+                    },
+                    {
+                        "label": "Declined",
+                        "data": [by_day[d].declined if d in by_day else 0 for d in days],
+                        "kind": "count",
+                        "color": "bad",
+                    },
+                    {
+                        "label": "Errors",
+                        "data": [by_day[d].errors if d in by_day else 0 for d in days],
+                        "kind": "count",
+                        "color": "warn",
+                    },
                 ],
                 stacked=True,
             ),
@@ -437,17 +475,28 @@ def _sections(data: DashboardData) -> list[Section]:
                     ["Payment attempts", str(p.attempts), ""],
                     ["Payment attempts succeeded", str(p.succeeded), percent(p.succeeded, p.attempts)],
                     ["Payment attempts declined", str(p.declined), percent(p.declined, p.attempts)],
-                    ["Payment attempts refused for another reason (errors)", str(p.errors), percent(p.errors, p.attempts)],
+                    [
+                        "Payment attempts refused for another reason (errors)",
+                        str(p.errors),
+                        percent(p.errors, p.attempts),
+                    ],
                     ["3-D Secure asked, no outcome yet (or abandoned)", str(p.unfinished), ""],
                     ["Carts with items", str(data.carts.carts), ""],
-                    ["Carts that became an order", str(data.carts.completed), percent(data.carts.completed, data.carts.carts)],
+                    [
+                        "Carts that became an order",
+                        str(data.carts.completed),
+                        percent(data.carts.completed, data.carts.carts),
+                    ],
                     ["Carts abandoned", str(data.carts.abandoned), percent(data.carts.abandoned, data.carts.carts)],
                 ],
                 numeric=[1, 2],
             ),
             Table(
                 headers=["Decline reason", "Stage", "Declines", "Share of declines"],
-                rows=[[r.code or "unknown", r.stage, str(r.count), percent(r.count, p.declined)] for r in data.decline_reasons],
+                rows=[
+                    [r.code or "unknown", r.stage, str(r.count), percent(r.count, p.declined)]
+                    for r in data.decline_reasons
+                ],
                 numeric=[2, 3],
                 empty="No declined payment in this period.",
             ),
@@ -476,7 +525,11 @@ def _sections(data: DashboardData) -> list[Section]:
                 type="bar",
                 labels=bucket_labels,
                 datasets=[
-                    {"label": a.currency_code.upper(), "data": [getattr(a, key) for key, _ in q.EXPIRY_BUCKETS], "kind": "count"}
+                    {
+                        "label": a.currency_code.upper(),
+                        "data": [getattr(a, key) for key, _ in q.EXPIRY_BUCKETS],
+                        "kind": "count",
+                    }
                     for a in data.awaiting
                 ],
                 stacked=True,
@@ -492,7 +545,9 @@ def _sections(data: DashboardData) -> list[Section]:
                         Link(f"#{o.display_id}", reverse("admin:orders_order_change", args=[quote(o.pk)])),
                         o.email,
                         fm(o.total, o.currency_code),
-                        o.authorization_expires_at.strftime("%Y-%m-%d %H:%M UTC") if o.authorization_expires_at else "–",
+                        o.authorization_expires_at.strftime("%Y-%m-%d %H:%M UTC")
+                        if o.authorization_expires_at
+                        else "–",
                         _time_left(o.authorization_expires_at, data.now),
                     ]
                     for o in data.soonest

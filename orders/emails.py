@@ -42,7 +42,9 @@ def _message(*, order: Order, template: str, context: dict[str, Any]) -> EmailMu
     subject = render_to_string(f"orders/email/{template}_subject.txt", context).strip()
     body = render_to_string(f"orders/email/{template}.txt", context)
     html = render_to_string(f"orders/email/{template}.html", context)
-    message = EmailMultiAlternatives(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[order.email])
+    message = EmailMultiAlternatives(
+        subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[order.email]
+    )
     message.attach_alternative(html, "text/html")
     return message
 

@@ -24,9 +24,7 @@ logger = logging.getLogger(__name__)
 EVENT_TYPE = "authorization_expiring"
 
 
-def order_authorizations_expiry_warn(
-    *, now: datetime | None = None, within: timedelta = EXPIRY_WARNING_WINDOW
-) -> int:
+def order_authorizations_expiry_warn(*, now: datetime | None = None, within: timedelta = EXPIRY_WARNING_WINDOW) -> int:
     """Write a warning event for each authorization lapsing within ``within``; returns how many."""
     now = now or timezone.now()
     with transaction.atomic():

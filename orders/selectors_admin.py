@@ -90,7 +90,9 @@ def orders_awaiting_capture() -> QuerySet[Order]:
     )
 
 
-def orders_authorization_expiring(*, now: datetime | None = None, within: timedelta = EXPIRY_WARNING_WINDOW) -> QuerySet[Order]:
+def orders_authorization_expiring(
+    *, now: datetime | None = None, within: timedelta = EXPIRY_WARNING_WINDOW
+) -> QuerySet[Order]:
     """Authorizations that lapse within ``within`` from now (or have lapsed and are still uncaptured)."""
     now = now or timezone.now()
     return orders_awaiting_capture().filter(authorization_expires_at__lte=now + within)  # type: ignore[misc]  # annotated

@@ -88,7 +88,8 @@ def payment_figures(*, start: datetime, end: datetime) -> PaymentFigures:
             counts["unfinished"] += row.count
     by_day = [PaymentOutcomes(day=day, **counts) for day, counts in sorted(days.items())]
     total = PaymentOutcomes(
-        day=None, **{key: sum(getattr(d, key) for d in by_day) for key in ("succeeded", "declined", "errors", "unfinished")}
+        day=None,
+        **{key: sum(getattr(d, key) for d in by_day) for key in ("succeeded", "declined", "errors", "unfinished")},
     )
     decline_reasons = [
         DeclineReason(stage=stage, code=code, count=count)

@@ -47,7 +47,9 @@ class PaymentSession(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["cart_id"], condition=Q(is_active=True), name="payment_session_one_active_per_cart")
+            models.UniqueConstraint(
+                fields=["cart_id"], condition=Q(is_active=True), name="payment_session_one_active_per_cart"
+            )
         ]
 
     def __str__(self) -> str:
@@ -99,7 +101,9 @@ class PaymentAttempt(models.Model):
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.stage} {self.outcome} {self.amount} {self.currency_code} ({self.payment_intent_id or self.cart_id})"
+        return (
+            f"{self.stage} {self.outcome} {self.amount} {self.currency_code} ({self.payment_intent_id or self.cart_id})"
+        )
 
 
 # --- Ledger -----------------------------------------------------------------------------

@@ -101,6 +101,8 @@ def payment_attempt_counts(*, start: datetime, end: datetime) -> list[PaymentAtt
         .order_by("day", "stage", "outcome", "decline_code", "settled")
     )
     return [
-        PaymentAttemptCount(**{**row, "settled": row["settled"] or row["outcome"] != PaymentAttemptOutcome.REQUIRES_ACTION})
+        PaymentAttemptCount(
+            **{**row, "settled": row["settled"] or row["outcome"] != PaymentAttemptOutcome.REQUIRES_ACTION}
+        )
         for row in rows
     ]

@@ -47,7 +47,9 @@ def storefront_index(request: HttpRequest) -> HttpResponse:
 @require_GET
 def storefront_order(request: HttpRequest, order_id: str) -> HttpResponse:
     """The confirmation page; the order itself is fetched from ``GET /store/orders/{id}``."""
-    return render(request, "storefront/order.html", {"config": _page_config(order_id=order_id, order_view="confirmation")})
+    return render(
+        request, "storefront/order.html", {"config": _page_config(order_id=order_id, order_view="confirmation")}
+    )
 
 
 @require_GET

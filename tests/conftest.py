@@ -43,7 +43,9 @@ def api_client():
 def region_usd(db):
     from tests.factories import RegionFactory
 
-    return RegionFactory(name="United States", currency_code="usd", countries=["US"], tax_rate_bps=875, tax_inclusive=False)
+    return RegionFactory(
+        name="United States", currency_code="usd", countries=["US"], tax_rate_bps=875, tax_inclusive=False
+    )
 
 
 @pytest.fixture

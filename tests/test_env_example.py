@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-READS = re.compile(r"""\benv(?:\.\w+)?\(\s*["']([A-Z][A-Z0-9_]+)["']|os\.environ(?:\.get)?[\(\[]\s*["']([A-Z][A-Z0-9_]+)["']""")
+READS = re.compile(
+    r"""\benv(?:\.\w+)?\(\s*["']([A-Z][A-Z0-9_]+)["']|os\.environ(?:\.get)?[\(\[]\s*["']([A-Z][A-Z0-9_]+)["']"""
+)
 LISTED = re.compile(r"^#?\s*([A-Z][A-Z0-9_]+)=", re.M)
 
 
@@ -21,7 +23,12 @@ def test_env_example_lists_every_variable_the_settings_read():
     listed = set(LISTED.findall((ROOT / ".env.example").read_text()))
     read = _read_by_settings()
 
-    assert {"DATABASE_URL", "STRIPE_API_KEY", "DEMO_DJSTRIPE_SYNCDB", "DJANGO_EMAIL_FILE_PATH"} <= read  # the scan works
+    assert {
+        "DATABASE_URL",
+        "STRIPE_API_KEY",
+        "DEMO_DJSTRIPE_SYNCDB",
+        "DJANGO_EMAIL_FILE_PATH",
+    } <= read  # the scan works
     assert sorted(read - listed) == []
 
 

@@ -130,7 +130,21 @@ def test_docs_is_swagger_ui_with_try_it_out_against_this_server(client, schema):
 
 # --- The API explorer: summaries, examples, idempotency (issue 11 item 8) ---------------------
 
-ID_PREFIXES = ("reg_", "pcat_", "prod_", "variant_", "so_", "cart_", "item_", "ps_", "order_", "cus_", "pi_", "pm_", "evt_")
+ID_PREFIXES = (
+    "reg_",
+    "pcat_",
+    "prod_",
+    "variant_",
+    "so_",
+    "cart_",
+    "item_",
+    "ps_",
+    "order_",
+    "cus_",
+    "pi_",
+    "pm_",
+    "evt_",
+)
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +186,9 @@ def _json_schema(node):
         return [_json_schema(n) for n in node]
     if not isinstance(node, dict):
         return node
-    converted = {k: _json_schema(v) for k, v in node.items() if k not in ("nullable", "example", "readOnly", "writeOnly")}
+    converted = {
+        k: _json_schema(v) for k, v in node.items() if k not in ("nullable", "example", "readOnly", "writeOnly")
+    }
     if node.get("nullable"):
         return {"anyOf": [converted, {"type": "null"}]}
     return converted
@@ -263,7 +279,14 @@ def test_examples_use_the_api_conventions(schema):
                     assert item.startswith(ID_PREFIXES), (where, key, item)
                 if key == "currency_code":
                     assert re.fullmatch(r"[a-z]{3}", item), (where, item)
-                if key in ("amount", "subtotal", "total", "tax_total", "shipping_total", "unit_price") or key.startswith("amount_"):
+                if key in (
+                    "amount",
+                    "subtotal",
+                    "total",
+                    "tax_total",
+                    "shipping_total",
+                    "unit_price",
+                ) or key.startswith("amount_"):
                     assert isinstance(item, int) and not isinstance(item, bool), (where, key, item)
                 walk(item, f"{where}.{key}")
         elif isinstance(value, list):

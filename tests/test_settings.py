@@ -49,7 +49,11 @@ def test_production_settings_load_when_everything_is_set():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
-        "False", "['shop.example.com']", "django_prometheus.db.backends.postgresql", "False", "60"
+        "False",
+        "['shop.example.com']",
+        "django_prometheus.db.backends.postgresql",
+        "False",
+        "60",
     ]
 
 
@@ -62,8 +66,14 @@ def test_production_settings_load_when_everything_is_set():
         ({"DATABASE_URL": None}, "DATABASE_URL must point at PostgreSQL"),
         ({"DATABASE_URL": "sqlite:////tmp/shop.sqlite3"}, "DATABASE_URL must point at PostgreSQL"),
         ({"STRIPE_API_KEY": None}, "STRIPE_API_KEY must be set to a Stripe secret key"),
-        ({"STRIPE_API_KEY": "sk_test_localstripe000000000000000000"}, "STRIPE_API_KEY must be set to a Stripe secret key"),
-        ({"STRIPE_API_KEY": "pk_live_51Hshop0000000000000000000000"}, "STRIPE_API_KEY must be set to a Stripe secret key"),
+        (
+            {"STRIPE_API_KEY": "sk_test_localstripe000000000000000000"},
+            "STRIPE_API_KEY must be set to a Stripe secret key",
+        ),
+        (
+            {"STRIPE_API_KEY": "pk_live_51Hshop0000000000000000000000"},
+            "STRIPE_API_KEY must be set to a Stripe secret key",
+        ),
         ({"STRIPE_WEBHOOK_SECRET": None}, "STRIPE_WEBHOOK_SECRET (whsec_...) must be set"),
         ({"STRIPE_WEBHOOK_SECRET": "not-a-webhook-secret"}, "STRIPE_WEBHOOK_SECRET (whsec_...) must be set"),
         ({"METRICS_TOKEN": None}, "METRICS_TOKEN must be set"),
@@ -101,7 +111,9 @@ def test_production_settings_refuse_to_start_without(overrides, message):
 def test_demo_syncdb_skips_only_dj_stripes_migrations_on_the_demo_sqlite_database(tmp_path):
     show = "import django; from django.conf import settings; django.setup(); print(settings.MIGRATION_MODULES)"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "DEMO_"))}
-    env.update(DJANGO_SETTINGS_MODULE="config.settings", DJANGO_DEBUG="true", DATABASE_URL=f"sqlite:///{tmp_path}/demo.sqlite3")
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings", DJANGO_DEBUG="true", DATABASE_URL=f"sqlite:///{tmp_path}/demo.sqlite3"
+    )
     run = {"cwd": ROOT, "capture_output": True, "text": True, "timeout": 60}
 
     demo = subprocess.run([sys.executable, "-c", show], env={**env, "DEMO_DJSTRIPE_SYNCDB": "true"}, **run)  # noqa: S603
@@ -147,7 +159,16 @@ def _show_security(**overrides: str) -> list[str]:
 
 def test_production_security_defaults_are_https_behind_a_proxy():
     assert _show_security() == [
-        "('HTTP_X_FORWARDED_PROTO', 'https')", "True", "True", "True", "31536000", "True", "True", "True", "DENY", "[]"
+        "('HTTP_X_FORWARDED_PROTO', 'https')",
+        "True",
+        "True",
+        "True",
+        "31536000",
+        "True",
+        "True",
+        "True",
+        "DENY",
+        "[]",
     ]
 
 
@@ -166,7 +187,15 @@ def test_production_security_settings_come_from_the_environment():
     )
 
     assert shown == [
-        "('HTTP_X_FORWARDED_SSL', 'on')", "False", "False", "False", "3600", "False", "False", "False", "SAMEORIGIN",
+        "('HTTP_X_FORWARDED_SSL', 'on')",
+        "False",
+        "False",
+        "False",
+        "3600",
+        "False",
+        "False",
+        "False",
+        "SAMEORIGIN",
         "['https://shop.example.com', 'https://admin.example.com']",
     ]
 

@@ -133,7 +133,9 @@ class WebhookEventAdmin(admin.ModelAdmin):
         if not obj.last_error or obj.status == WebhookEventStatus.PROCESSED:
             return ""
         text = obj.last_error.splitlines()[0] if obj.last_error else ""
-        return format_html('<span title="{}">{}</span>', obj.last_error[:1000], text[:90] + ("…" if len(text) > 90 else ""))
+        return format_html(
+            '<span title="{}">{}</span>', obj.last_error[:1000], text[:90] + ("…" if len(text) > 90 else "")
+        )
 
     @admin.display(description="Received (UTC)", ordering="received_at")
     def received(self, obj: WebhookEvent) -> str:
@@ -237,7 +239,9 @@ def webhook_dashboard_section(period: dashboard.Period, now: datetime) -> tuple[
             dashboard.Card(
                 "Webhook backlog",
                 str(backlog.pending),
-                f"oldest waiting {dashboard.duration(backlog.oldest_pending_age)}" if backlog.pending else "nothing waiting",
+                f"oldest waiting {dashboard.duration(backlog.oldest_pending_age)}"
+                if backlog.pending
+                else "nothing waiting",
                 "warn" if backlog.pending else "good",
             ),
             dashboard.Card(
@@ -246,8 +250,12 @@ def webhook_dashboard_section(period: dashboard.Period, now: datetime) -> tuple[
                 "failed every attempt: replay from the inbox" if backlog.dead_letters else "none",
                 "bad" if backlog.dead_letters else "good",
             ),
-            dashboard.Card("Processing lag (mean)", dashboard.duration(stats.lag_avg), f"max {dashboard.duration(stats.lag_max)}"),
-            dashboard.Card("Events received", str(stats.received), f"{stats.processed} processed, {stats.failed} failed"),
+            dashboard.Card(
+                "Processing lag (mean)", dashboard.duration(stats.lag_avg), f"max {dashboard.duration(stats.lag_max)}"
+            ),
+            dashboard.Card(
+                "Events received", str(stats.received), f"{stats.processed} processed, {stats.failed} failed"
+            ),
         ],
         charts=[
             dashboard.Chart(
@@ -256,7 +264,11 @@ def webhook_dashboard_section(period: dashboard.Period, now: datetime) -> tuple[
                 type="bar",
                 labels=[day.strftime("%d %b") for day in days],
                 datasets=[
-                    {"label": "Received", "data": [by_day[d].received if d in by_day else 0 for d in days], "kind": "count"},
+                    {
+                        "label": "Received",
+                        "data": [by_day[d].received if d in by_day else 0 for d in days],
+                        "kind": "count",
+                    },
                     {
                         "label": "Dead-lettered",
                         "data": [by_day[d].failed if d in by_day else 0 for d in days],

@@ -82,7 +82,9 @@ def dispute(event: Event) -> str:
     obj = _object(event)
     gateway.mirror(obj)
     payment_intent_id = disputes.dispute_payment_intent_id(dispute=obj)
-    order = order_selectors.order_get_by_payment_intent(payment_intent_id=payment_intent_id) if payment_intent_id else None
+    order = (
+        order_selectors.order_get_by_payment_intent(payment_intent_id=payment_intent_id) if payment_intent_id else None
+    )
     event_type = str(event.get("type") or "")
     change = disputes.dispute_upsert_from_stripe(
         dispute=obj,

@@ -53,9 +53,7 @@ class WebhookEvent(models.Model):
         max_length=255, blank=True, db_index=True, help_text="The PaymentIntent the object belongs to, when known."
     )
     payload = models.TextField(help_text="The raw request body, exactly as signed by Stripe.")
-    status = models.CharField(
-        max_length=16, choices=WebhookEventStatus.choices, default=WebhookEventStatus.RECEIVED
-    )
+    status = models.CharField(max_length=16, choices=WebhookEventStatus.choices, default=WebhookEventStatus.RECEIVED)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True)

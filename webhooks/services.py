@@ -91,7 +91,9 @@ def payload_redact(*, payload: str) -> str:
 
 def _assert_transition(event: WebhookEvent, target: str) -> None:
     if target not in WEBHOOK_EVENT_TRANSITIONS.get(event.status, frozenset()):
-        raise WebhookEventStateError(f"Webhook event {event.stripe_event_id} is {event.status}; cannot become {target}.")
+        raise WebhookEventStateError(
+            f"Webhook event {event.stripe_event_id} is {event.status}; cannot become {target}."
+        )
 
 
 def webhook_event_enqueue(*, event_id: str) -> None:

@@ -39,6 +39,7 @@ class FirstRendererNegotiation(BaseContentNegotiation):
         first = next(iter(renderers))
         return first, first.media_type
 
+
 WebhookAck = inline_serializer(
     "WebhookAck",
     {"received": serializers.BooleanField(), "id": serializers.CharField(), "duplicate": serializers.BooleanField()},
@@ -115,7 +116,9 @@ class StripeWebhookView(APIView):
             400: error_response(
                 400,
                 "`invalid_signature`: missing, forged, tampered or stale (> 300 s) signature.",
-                examples=[error_example(400, "invalid_signature", "The webhook signature is missing, invalid or too old.")],
+                examples=[
+                    error_example(400, "invalid_signature", "The webhook signature is missing, invalid or too old.")
+                ],
             ),
         },
         operation_id="webhooks_stripe",

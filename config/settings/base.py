@@ -132,7 +132,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
-MEDIA_ROOT = BASE_DIR / env.str("DJANGO_MEDIA_ROOT", default="var/media")  # relative to the project; served only with DEBUG
+MEDIA_ROOT = BASE_DIR / env.str(
+    "DJANGO_MEDIA_ROOT", default="var/media"
+)  # relative to the project; served only with DEBUG
 # Without a collectstatic step, serve straight from the apps' static folders.
 WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -253,6 +255,8 @@ IDEMPOTENCY_LOCK_TIMEOUT = timedelta(
 
 # dj-stripe
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
+
+
 # (recomputed by the modules that default STRIPE_API_KEY: djstripe_keys)
 def djstripe_keys(api_key: str, live_mode: bool) -> tuple[str, str]:
     """dj-stripe's (test, live) secret keys for our one STRIPE_API_KEY."""

@@ -53,7 +53,9 @@ if METRICS_ENABLED and not METRICS_TOKEN:
 # "HEADER,value" the TLS-terminating proxy sets; empty = no proxy (Django sees HTTPS itself).
 _proxy_ssl_header = env.list("DJANGO_SECURE_PROXY_SSL_HEADER", default=["HTTP_X_FORWARDED_PROTO", "https"])
 if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
-    raise ImproperlyConfigured('DJANGO_SECURE_PROXY_SSL_HEADER must be "HEADER,value", e.g. "HTTP_X_FORWARDED_PROTO,https".')
+    raise ImproperlyConfigured(
+        'DJANGO_SECURE_PROXY_SSL_HEADER must be "HEADER,value", e.g. "HTTP_X_FORWARDED_PROTO,https".'
+    )
 SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1]) if _proxy_ssl_header else None
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 # Probes and scrapers inside the cluster speak plain HTTP to the pod: no redirect for them.

@@ -287,9 +287,7 @@ def _pi_create_charge(self: PaymentIntent, on_failure_now: Any) -> None:
         if charge.status == "succeeded":
             events.emit("charge.succeeded", charge)
         if self.status == "requires_capture":
-            events.emit(
-                "payment_intent.amount_capturable_updated", self, previous_attributes={"amount_capturable": 0}
-            )
+            events.emit("payment_intent.amount_capturable_updated", self, previous_attributes={"amount_capturable": 0})
 
 
 _original_pi_confirm = PaymentIntent._confirm

@@ -59,7 +59,9 @@ def order_cancel_released(*, order_id: str, actor: str, user_id: str | None, rea
                 ).save()
         for field, target in (("status", OrderStatus.CANCELED), ("fulfillment_status", FulfillmentStatus.CANCELED)):
             if transition_allowed(field=field, current=getattr(order, field), target=target):
-                transition_apply(order=order, field=field, target=target, actor=actor, user_id=user_id, payload={"reason": reason})
+                transition_apply(
+                    order=order, field=field, target=target, actor=actor, user_id=user_id, payload={"reason": reason}
+                )
         if order.status == OrderStatus.CANCELED and order.fulfillment_status == FulfillmentStatus.CANCELED:
             totals = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
             order_notification_record(

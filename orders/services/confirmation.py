@@ -32,7 +32,9 @@ def _claim(*, order_id: str, now: datetime) -> bool:
     """One conditional UPDATE: not sent, and no claim or only a lapsed one."""
     return bool(
         Order.objects.filter(pk=order_id, confirmation_sent_at__isnull=True)
-        .filter(Q(confirmation_claimed_at__isnull=True) | Q(confirmation_claimed_at__lte=now - CONFIRMATION_CLAIM_LEASE))
+        .filter(
+            Q(confirmation_claimed_at__isnull=True) | Q(confirmation_claimed_at__lte=now - CONFIRMATION_CLAIM_LEASE)
+        )
         .update(confirmation_claimed_at=now)
     )
 
@@ -79,7 +81,9 @@ def order_confirmations_resend(*, older_than: timedelta, now: datetime | None = 
         )
         .exclude(status=OrderStatus.CANCELED)
         .exclude(email="")
-        .filter(Q(confirmation_claimed_at__isnull=True) | Q(confirmation_claimed_at__lte=now - CONFIRMATION_CLAIM_LEASE))
+        .filter(
+            Q(confirmation_claimed_at__isnull=True) | Q(confirmation_claimed_at__lte=now - CONFIRMATION_CLAIM_LEASE)
+        )
         .order_by("created_at")
         .values_list("id", flat=True)
     )

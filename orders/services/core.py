@@ -138,7 +138,9 @@ def order_transition(
         raise ValidationError("Only status and fulfillment_status can be changed directly.", param="field")
     with transaction.atomic():
         order = order_lock(order_id=order_id)
-        transition_apply(order=order, field=field, target=target, actor=actor, user_id=user_id, payload={"reason": reason})
+        transition_apply(
+            order=order, field=field, target=target, actor=actor, user_id=user_id, payload={"reason": reason}
+        )
     return order
 
 
@@ -154,7 +156,13 @@ def refund_status_of(refund: dict[str, Any]) -> str:
 
 
 def payment_status_follow(
-    *, order: Order, before: ledger.LedgerTotals, actor: str, user_id: str | None, event_type: str, extra: dict[str, Any]
+    *,
+    order: Order,
+    before: ledger.LedgerTotals,
+    actor: str,
+    user_id: str | None,
+    event_type: str,
+    extra: dict[str, Any],
 ) -> ledger.LedgerTotals:
     """Inside a transaction with the order locked: move payment_status to what the ledger says; one event."""
     after = ledger.ledger_totals(payment_intent_id=order.payment_intent_id)
@@ -164,10 +172,16 @@ def payment_status_follow(
     if path is None:
         raise InvalidTransition(f"Cannot change payment_status from {order.payment_status} to {target}.")
     for step in path:
-        transition_apply(order=order, field="payment_status", target=step, actor=actor, user_id=user_id, payload=payload)
+        transition_apply(
+            order=order, field="payment_status", target=step, actor=actor, user_id=user_id, payload=payload
+        )
     if not path and ledger_amounts(before) != ledger_amounts(after):  # money moved, same status (a 2nd partial refund)
         event_record(order=order, type=event_type, actor=actor, user_id=user_id, payload=payload).save()
-    metrics.record_money_moved(currency=order.currency_code, captured=after.captured - before.captured, refunded=after.refunded - before.refunded)  # noqa: E501
+    metrics.record_money_moved(
+        currency=order.currency_code,
+        captured=after.captured - before.captured,
+        refunded=after.refunded - before.refunded,
+    )  # noqa: E501
     return after
 
 

@@ -58,9 +58,7 @@ def _release_keys(*, payment_intent_id: str, kind: str) -> tuple[str, str]:
     )
 
 
-def _release_call(
-    *, payment_intent: dict[str, Any], cart_id: str, kind: str
-) -> tuple[str, list[LedgerEntryData], str]:
+def _release_call(*, payment_intent: dict[str, Any], cart_id: str, kind: str) -> tuple[str, list[LedgerEntryData], str]:
     """Cancel the authorization or refund the payment; outside any transaction.
 
     Returns (resolution, the ledger rows of the release, the refusal's error code or "").

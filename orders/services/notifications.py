@@ -61,9 +61,7 @@ def _record(*, order: Order, owed: list[_Owed]) -> list[str]:
     """Insert the rows not recorded yet (two queries); after commit, queue their sends. Returns the new keys."""
     if not order.email or not owed:
         return []
-    rows = {
-        notification_key(order_id=order.id, kind=item.kind, object_id=item.object_id): item for item in owed
-    }
+    rows = {notification_key(order_id=order.id, kind=item.kind, object_id=item.object_id): item for item in owed}
     known = set(OrderNotification.objects.filter(key__in=list(rows)).values_list("key", flat=True))
     new = [key for key in rows if key not in known]
     if not new:

@@ -97,7 +97,9 @@ _OPS: dict[str, _Op] = {
 
 def _in_flight(*, payment_intent_id: str) -> list[LedgerEntry]:
     """Pending rows whose outcome is unknown (a pending refund Stripe knows by id is merely slow)."""
-    return [row for row in ledger.ledger_entries_pending(payment_intent_id=payment_intent_id) if not row.stripe_object_id]
+    return [
+        row for row in ledger.ledger_entries_pending(payment_intent_id=payment_intent_id) if not row.stripe_object_id
+    ]
 
 
 def _begin(
@@ -195,7 +197,9 @@ def _finish(*, row: LedgerEntry, answer: dict[str, Any]) -> Order:
             )
             rest = before.capturable - row.amount
             if settled and rest > 0:  # the uncaptured rest is released (one capture per PaymentIntent)
-                ledger.ledger_entries_record(entries=[_void_entry(order=order, amount=rest, actor=actor, user_id=user_id)])
+                ledger.ledger_entries_record(
+                    entries=[_void_entry(order=order, amount=rest, actor=actor, user_id=user_id)]
+                )
             extra.update(charge_id=charge_id, released=max(rest, 0))
         elif row.kind == LedgerEntryKind.VOID:
             ledger.ledger_entry_settle(idempotency_key=row.idempotency_key, status=LedgerEntryStatus.SUCCEEDED)
@@ -211,7 +215,11 @@ def _finish(*, row: LedgerEntry, answer: dict[str, Any]) -> Order:
             order_refund_notifications_record(order=order)
         if order_completable(order=order):  # captured after delivery
             transition_apply(
-                order=order, field="status", target=OrderStatus.COMPLETED, actor=actor, user_id=user_id,
+                order=order,
+                field="status",
+                target=OrderStatus.COMPLETED,
+                actor=actor,
+                user_id=user_id,
                 payload={"reason": "delivered and paid"},
             )
     if row.kind == LedgerEntryKind.VOID:
@@ -219,7 +227,14 @@ def _finish(*, row: LedgerEntry, answer: dict[str, Any]) -> Order:
     logger.info(
         "order.%s order_id=%s payment_intent_id=%s amount=%s currency=%s key=%s stripe_object=%s "
         "captured_total=%s refunded_total=%s actor=%s user_id=%s",
-        *(_OPS[row.kind].event_type, order.id, order.payment_intent_id, row.amount, order.currency_code, row.idempotency_key),
+        *(
+            _OPS[row.kind].event_type,
+            order.id,
+            order.payment_intent_id,
+            row.amount,
+            order.currency_code,
+            row.idempotency_key,
+        ),
         *(answer.get("id"), after.captured, after.refunded, actor, user_id or ""),
     )
     return order
@@ -412,7 +427,9 @@ def order_payment_refund(
     funds are Stripe's to return, and a refund on top would pay the cardholder twice.
     """
     if refund_reason and refund_reason not in RefundReason.values:
-        raise Unprocessable(f"Unknown refund reason {refund_reason!r}.", code="refund_reason_invalid", param="refund_reason")
+        raise Unprocessable(
+            f"Unknown refund reason {refund_reason!r}.", code="refund_reason_invalid", param="refund_reason"
+        )
 
     def amount_for(order: Order, totals: ledger.LedgerTotals) -> int:
         if disputes.dispute_open_for_payment_intent(payment_intent_id=order.payment_intent_id):

@@ -242,13 +242,15 @@ def _order_create(
         len(order.placed_lines),  # type: ignore[attr-defined]  # set by _order_create_locked
         actor,
     )
-    metrics.record_order_created(currency=order.currency_code, actor=actor, captured=order.total if order.payment_status == PaymentStatus.CAPTURED else 0)  # noqa: E501
+    metrics.record_order_created(
+        currency=order.currency_code,
+        actor=actor,
+        captured=order.total if order.payment_status == PaymentStatus.CAPTURED else 0,
+    )  # noqa: E501
     return order, True
 
 
-def _order_create_locked(
-    *, cart: Cart, payment_intent: dict[str, Any], actor: str, user_id: str | None
-) -> Order:
+def _order_create_locked(*, cart: Cart, payment_intent: dict[str, Any], actor: str, user_id: str | None) -> Order:
     """Inside the placement transaction, with the cart row locked and owned by this attempt."""
     now = timezone.now()
     prefetch_related_objects([cart], "items")
@@ -372,6 +374,4 @@ def _confirmation_enqueue(*, order_id: str) -> None:
     try:
         tasks.send_order_confirmation.delay(order_id)
     except Exception as exc:  # noqa: BLE001 - kombu raises OperationalError and friends
-        logger.error(
-            "order.confirmation_enqueue_failed order_id=%s error=%s", order_id, type(exc).__name__
-        )
+        logger.error("order.confirmation_enqueue_failed order_id=%s error=%s", order_id, type(exc).__name__)

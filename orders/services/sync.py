@@ -98,7 +98,11 @@ def order_payment_sync(*, payment_intent_id: str, actor: str = Actor.STRIPE) -> 
             order_refund_notifications_record(order=order)
         if order_completable(order=order):  # captured (e.g. in the dashboard) after delivery
             transition_apply(
-                order=order, field="status", target=OrderStatus.COMPLETED, actor=actor, user_id=None,
+                order=order,
+                field="status",
+                target=OrderStatus.COMPLETED,
+                actor=actor,
+                user_id=None,
                 payload={"reason": "delivered and paid"},
             )
     if ledger_amounts(before) != ledger_amounts(after):
@@ -118,21 +122,31 @@ def order_payment_sync(*, payment_intent_id: str, actor: str = Actor.STRIPE) -> 
         )
         if not change.is_noop:
             order = order_dispute_record(
-                order_id=order.id, dispute_id=change.dispute.stripe_dispute_id, created=change.created,
-                changed=change.changed, actor=actor,
+                order_id=order.id,
+                dispute_id=change.dispute.stripe_dispute_id,
+                created=change.created,
+                changed=change.changed,
+                actor=actor,
             )
     if order.payment_status == PaymentStatus.CANCELED:
         order, _ = order_cancel_released(
-            order_id=order.id, actor=actor, user_id=None, reason=f"authorization {intent.get('cancellation_reason') or 'canceled'} at Stripe"
+            order_id=order.id,
+            actor=actor,
+            user_id=None,
+            reason=f"authorization {intent.get('cancellation_reason') or 'canceled'} at Stripe",
         )
     return order
 
 
-def _settle_pending(*, pending: list[LedgerEntry], kind: str, status: str, stripe_object_id: str = "") -> LedgerEntry | None:
+def _settle_pending(
+    *, pending: list[LedgerEntry], kind: str, status: str, stripe_object_id: str = ""
+) -> LedgerEntry | None:
     """Settle our oldest in-flight row of ``kind`` with a fact Stripe shows; None if there is none."""
     for row in pending:
         if row.kind == kind and row.status == LedgerEntryStatus.PENDING:
-            ledger.ledger_entry_settle(idempotency_key=row.idempotency_key, status=status, stripe_object_id=stripe_object_id)
+            ledger.ledger_entry_settle(
+                idempotency_key=row.idempotency_key, status=status, stripe_object_id=stripe_object_id
+            )
             row.status = status
             return row
     return None
@@ -212,14 +226,17 @@ def _sync_entries(*, order: Order, facts: _StripeFacts, before: ledger.LedgerTot
             (
                 refund["id"]
                 for refund in facts.refunds
-                if not (refund.get("metadata") or {}).get("ledger_key") and int(refund.get("amount") or 0) == rest
+                if not (refund.get("metadata") or {}).get("ledger_key")
+                and int(refund.get("amount") or 0) == rest
                 and refund["id"] not in recorded.get(LedgerEntryKind.REFUND, set())
             ),
             "",
         )
     if rest > 0 and not before.voided:
-        if facts.canceled and not facts.is_captured and _settle_pending(
-            pending=pending, kind=LedgerEntryKind.VOID, status=LedgerEntryStatus.SUCCEEDED
+        if (
+            facts.canceled
+            and not facts.is_captured
+            and _settle_pending(pending=pending, kind=LedgerEntryKind.VOID, status=LedgerEntryStatus.SUCCEEDED)
         ):
             pass  # our cancel reached Stripe
         else:
@@ -267,7 +284,9 @@ def _sync_entries(*, order: Order, facts: _StripeFacts, before: ledger.LedgerTot
     return entries
 
 
-def _dispute_entries(*, order: Order, dispute_id: str, amount: int, withdrawn: bool, reinstated: bool) -> list[LedgerEntryData]:
+def _dispute_entries(
+    *, order: Order, dispute_id: str, amount: int, withdrawn: bool, reinstated: bool
+) -> list[LedgerEntryData]:
     """The funds a dispute moved: withdrawn when it opened, reinstated if it was won."""
     common: dict[str, Any] = {
         "payment_intent_id": order.payment_intent_id,
@@ -280,7 +299,9 @@ def _dispute_entries(*, order: Order, dispute_id: str, amount: int, withdrawn: b
     entries: list[LedgerEntryData] = []
     if amount > 0 and withdrawn:
         entries.append(
-            LedgerEntryData(kind=LedgerEntryKind.DISPUTE, idempotency_key=ledger.key_dispute(dispute_id=dispute_id), **common)
+            LedgerEntryData(
+                kind=LedgerEntryKind.DISPUTE, idempotency_key=ledger.key_dispute(dispute_id=dispute_id), **common
+            )
         )
         if reinstated:
             entries.append(

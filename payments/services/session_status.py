@@ -65,7 +65,12 @@ def payment_session_sync_from_intent(*, payment_intent: dict[str, Any]) -> Payme
         if session is None:
             return None
         if session.status != status:
-            metrics.record_payment_session_status(currency=session.currency_code, amount=int(payment_intent.get("amount") or session.amount), old=session.status, new=status)  # noqa: E501
+            metrics.record_payment_session_status(
+                currency=session.currency_code,
+                amount=int(payment_intent.get("amount") or session.amount),
+                old=session.status,
+                new=status,
+            )  # noqa: E501
             session.status = status
             session.save(update_fields=["status", "updated_at"])
             payment_attempt_record_from_intent(payment_intent=payment_intent, session=session)

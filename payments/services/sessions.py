@@ -428,7 +428,10 @@ def _declined_attempt_record(*, session: PaymentSession, intent_id: str) -> None
         intent = gateway.payment_intent_retrieve(id=intent_id)
     except ApplicationError as exc:
         logger.warning(
-            "payment_attempt.decline_unread cart_id=%s payment_intent_id=%s code=%s", session.cart_id, intent_id, exc.code
+            "payment_attempt.decline_unread cart_id=%s payment_intent_id=%s code=%s",
+            session.cart_id,
+            intent_id,
+            exc.code,
         )
         return
     payment_attempt_record_from_intent(payment_intent=intent, session=session)

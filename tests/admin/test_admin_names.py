@@ -61,8 +61,13 @@ def test_a_capture_by_staff_shows_their_name_in_the_ledger_and_timeline(staff, s
 def order_with_actors(db):
     order = OrderFactory(payment_intent_id="pi_names", payment_status="authorized")
     LedgerEntry.objects.create(
-        payment_intent_id=order.payment_intent_id, order_id=order.id, kind=LedgerEntryKind.AUTHORIZATION,
-        amount=order.total, currency_code=order.currency_code, idempotency_key="names:auth", actor="stripe",
+        payment_intent_id=order.payment_intent_id,
+        order_id=order.id,
+        kind=LedgerEntryKind.AUTHORIZATION,
+        amount=order.total,
+        currency_code=order.currency_code,
+        idempotency_key="names:auth",
+        actor="stripe",
     )
     OrderEvent.objects.create(order=order, type="order_placed", actor="customer")
     OrderEvent.objects.create(order=order, type="payment_authorized", actor="stripe")
@@ -84,9 +89,15 @@ def test_system_actors_are_named_stripe_system_customer(staff_client, order_with
 def test_a_pending_operation_names_the_staff_member_who_started_it(staff_client, order_with_actors):
     starter = UserFactory(first_name="Katherine", last_name="Johnson", is_staff=True)
     LedgerEntry.objects.create(
-        payment_intent_id="pi_names", order_id=order_with_actors.id, kind=LedgerEntryKind.CAPTURE,
-        status=LedgerEntryStatus.PENDING, amount=500, currency_code=order_with_actors.currency_code,
-        idempotency_key="names:cap", actor="staff", actor_user_id=starter.pk,
+        payment_intent_id="pi_names",
+        order_id=order_with_actors.id,
+        kind=LedgerEntryKind.CAPTURE,
+        status=LedgerEntryStatus.PENDING,
+        amount=500,
+        currency_code=order_with_actors.currency_code,
+        idempotency_key="names:cap",
+        actor="staff",
+        actor_user_id=starter.pk,
     )
 
     html = staff_client.get(order_url(order_with_actors)).content.decode()
@@ -115,9 +126,15 @@ def test_names_cost_one_query_whatever_the_number_of_staff(staff_client, order_w
     for n, user in enumerate(others):
         OrderEvent.objects.create(order=order, type="note", actor="staff", actor_user_id=user.pk)
         LedgerEntry.objects.create(
-            payment_intent_id=order.payment_intent_id, order_id=order.id, kind=LedgerEntryKind.VOID,
-            status=LedgerEntryStatus.FAILED, amount=1, currency_code=order.currency_code,
-            idempotency_key=f"names:void:{n}", actor="staff", actor_user_id=user.pk,
+            payment_intent_id=order.payment_intent_id,
+            order_id=order.id,
+            kind=LedgerEntryKind.VOID,
+            status=LedgerEntryStatus.FAILED,
+            amount=1,
+            currency_code=order.currency_code,
+            idempotency_key=f"names:void:{n}",
+            actor="staff",
+            actor_user_id=user.pk,
         )
 
     with django_assert_num_queries(len(few.captured_queries)):
@@ -130,8 +147,13 @@ def test_names_cost_one_query_whatever_the_number_of_staff(staff_client, order_w
 def test_the_incident_list_names_the_actor(staff_client, staff):
     grant(staff, "orders.view_checkoutincident")
     CheckoutIncident.objects.create(
-        kind="orphan_payment", cart_id="cart_x", payment_intent_id="pi_x", amount=100, currency_code="usd",
-        resolution="payment_canceled", actor="stripe",
+        kind="orphan_payment",
+        cart_id="cart_x",
+        payment_intent_id="pi_x",
+        amount=100,
+        currency_code="usd",
+        resolution="payment_canceled",
+        actor="stripe",
     )
 
     html = staff_client.get("/admin/orders/checkoutincident/").content.decode()
@@ -150,11 +172,19 @@ def test_the_region_form_picks_countries_by_name_and_keeps_their_order(client):
     page = client.get(url).content.decode()
     assert '<option value="DE" selected>Germany</option>' in page
     assert '<option value="AT">Austria</option>' in page
-    assert "<td class=\"field-country_names\">France, Germany</td>" in client.get("/admin/catalog/region/").content.decode()
+    assert (
+        '<td class="field-country_names">France, Germany</td>' in client.get("/admin/catalog/region/").content.decode()
+    )
 
-    response = client.post(url, {
-        "name": "Europe", "currency_code": "eur", "countries": ["AT", "DE", "FR"], "tax_rate_bps": 0,
-    })
+    response = client.post(
+        url,
+        {
+            "name": "Europe",
+            "currency_code": "eur",
+            "countries": ["AT", "DE", "FR"],
+            "tax_rate_bps": 0,
+        },
+    )
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Region.objects.get(pk=region.pk).countries == ["FR", "DE", "AT"]

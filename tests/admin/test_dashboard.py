@@ -32,20 +32,31 @@ def at(model, pk, when, field: str = "created_at") -> None:
 
 
 def ledger_row(pi: str, kind: str, amount: int, currency: str, when, key: str) -> None:
-    row = LedgerEntry.objects.create(payment_intent_id=pi, kind=kind, amount=amount, currency_code=currency, idempotency_key=key)
+    row = LedgerEntry.objects.create(
+        payment_intent_id=pi, kind=kind, amount=amount, currency_code=currency, idempotency_key=key
+    )
     at(LedgerEntry, row.pk, when)
 
 
 def attempt(key: str, stage: str, outcome: str, when=None, *, pi: str = "", code: str = "") -> None:
-    row = PaymentAttempt.objects.create(cart_id=f"cart_{key}", payment_intent_id=pi, stage=stage, outcome=outcome,
-                                        decline_code=code, amount=1000, currency_code="usd", idempotency_key=key)
+    row = PaymentAttempt.objects.create(
+        cart_id=f"cart_{key}",
+        payment_intent_id=pi,
+        stage=stage,
+        outcome=outcome,
+        decline_code=code,
+        amount=1000,
+        currency_code="usd",
+        idempotency_key=key,
+    )
     if when is not None:
         at(PaymentAttempt, row.pk, when)
 
 
 def event(stripe_id: str, status: str, received, processed=None) -> None:
-    row = WebhookEvent.objects.create(stripe_event_id=stripe_id, type="payment_intent.succeeded", status=status, payload="{}",
-                                      processed_at=processed)
+    row = WebhookEvent.objects.create(
+        stripe_event_id=stripe_id, type="payment_intent.succeeded", status=status, payload="{}", processed_at=processed
+    )
     at(WebhookEvent, row.pk, received, "received_at")
 
 
@@ -69,11 +80,18 @@ def history(db):
         PaymentSessionFactory(status=status)
     # orders
     jp = RegionFactory(name="Japan", currency_code="jpy", countries=["JP"], tax_rate_bps=1000, tax_inclusive=True)
-    usd_a = OrderFactory(total=1000, payment_status="authorized", authorized_at=now, capture_before=now + timedelta(hours=50))
+    usd_a = OrderFactory(
+        total=1000, payment_status="authorized", authorized_at=now, capture_before=now + timedelta(hours=50)
+    )
     usd_b = OrderFactory(total=2001, payment_status="captured")
     OrderFactory(total=9999, status="canceled", payment_status="canceled")
-    jpy = OrderFactory(cart=CartFactory(region=jp), total=1200, payment_status="authorized", authorized_at=now,
-                       capture_before=now + timedelta(hours=5))
+    jpy = OrderFactory(
+        cart=CartFactory(region=jp),
+        total=1200,
+        payment_status="authorized",
+        authorized_at=now,
+        capture_before=now + timedelta(hours=5),
+    )
     at(Order, OrderFactory(total=7777, payment_status="captured").pk, old)
     # money
     ledger_row(usd_b.payment_intent_id, "capture", 2001, "usd", now - timedelta(days=1), "c1")
@@ -82,7 +100,12 @@ def history(db):
     ledger_row(jpy.payment_intent_id, "capture", 1200, "jpy", now, "c3")
     ledger_row("pi_old", "capture", 4242, "usd", old, "c4")
     # carts with items: 2 completed, 1 open, 1 expired (the order factories' carts have no items)
-    for status, expires in (("completed", now), ("completed", now), ("active", now + timedelta(days=3)), ("expired", now)):
+    for status, expires in (
+        ("completed", now),
+        ("completed", now),
+        ("active", now + timedelta(days=3)),
+        ("expired", now),
+    ):
         LineItemFactory(cart=CartFactory(status=status, expires_at=expires))
     # webhooks: lags 2 s and 4 s, one dead letter, one waiting for 10 minutes
     event("evt_1", "processed", now - timedelta(hours=3), now - timedelta(hours=3) + timedelta(seconds=2))
@@ -101,13 +124,23 @@ def test_figures_of_a_known_history(history):
     assert (p.succeeded, p.declined, p.errors, p.unfinished, p.attempts) == (5, 3, 1, 1, 9)
     assert data.payment_success_permille == 556  # 5 / 9
     assert [(r.stage, r.code, r.count) for r in data.decline_reasons] == [
-        ("attach", "card_declined", 1), ("confirm", "card_declined", 1), ("confirm", "insufficient_funds", 1)
+        ("attach", "card_declined", 1),
+        ("confirm", "card_declined", 1),
+        ("confirm", "insufficient_funds", 1),
     ]
     assert sum(d.succeeded for d in data.payments_by_day) == 5 and sum(d.declined for d in data.payments_by_day) == 3
     by_currency = {c.currency_code: c for c in data.currencies}
-    assert (by_currency["usd"].orders, by_currency["usd"].value, by_currency["usd"].average_order_value) == (2, 3001, 1501)
+    assert (by_currency["usd"].orders, by_currency["usd"].value, by_currency["usd"].average_order_value) == (
+        2,
+        3001,
+        1501,
+    )
     assert (by_currency["usd"].captured, by_currency["usd"].refunded, by_currency["usd"].net) == (3001, 500, 2501)
-    assert (by_currency["jpy"].orders, by_currency["jpy"].average_order_value, by_currency["jpy"].captured) == (1, 1200, 1200)
+    assert (by_currency["jpy"].orders, by_currency["jpy"].average_order_value, by_currency["jpy"].captured) == (
+        1,
+        1200,
+        1200,
+    )
     today, yesterday = now.date(), now.date() - timedelta(days=1)
     revenue = {(r.day, r.currency_code): (r.captured, r.refunded, r.net) for r in data.revenue}
     assert revenue[(today, "usd")] == (1000, 500, 500)
@@ -146,7 +179,14 @@ def test_the_page_shows_the_figures_charts_and_tables(staff_client, history, dja
     assert "/static/vendor/chartjs/chart.umd.min.js" in html and "cdn" not in html.lower()
     assert 'id="ck-chart-data"' in html
     charts = {chart["id"] for chart in response.context["chart_data"]}
-    assert {"revenue-usd", "revenue-jpy", "payment-outcomes", "cart-funnel", "authorization-expiry", "webhooks"} <= charts
+    assert {
+        "revenue-usd",
+        "revenue-jpy",
+        "payment-outcomes",
+        "cart-funnel",
+        "authorization-expiry",
+        "webhooks",
+    } <= charts
 
 
 def test_the_charting_library_is_vendored_with_its_licence():
@@ -168,9 +208,14 @@ def test_period_parsing():
     assert dashboard.period_from_query({}, today=today) == dashboard.Period(date(2026, 10, 28), today, 30)
     assert dashboard.period_from_query({"days": "7"}, today=today).first_day == date(2026, 11, 20)
     assert dashboard.period_from_query({"start": "2026-11-30", "end": "2026-11-01"}, today=today).length == 30
-    assert dashboard.period_from_query({"start": "2020-01-01", "end": "2026-01-01"}, today=today).length == dashboard.MAX_DAYS
+    assert (
+        dashboard.period_from_query({"start": "2020-01-01", "end": "2026-01-01"}, today=today).length
+        == dashboard.MAX_DAYS
+    )
     assert dashboard.period_from_query({"start": "nope"}, today=today).preset == 30
-    assert dashboard.percent(1, 3) == "33.3 %" and dashboard.percent(2, 3) == "66.7 %" and dashboard.percent(0, 0) == "–"
+    assert (
+        dashboard.percent(1, 3) == "33.3 %" and dashboard.percent(2, 3) == "66.7 %" and dashboard.percent(0, 0) == "–"
+    )
 
 
 def test_staff_without_view_order_cannot_open_the_dashboard(staff_factory, client):
@@ -187,7 +232,9 @@ def expected_from_rows(*, start, end, now) -> dict:
     """Every figure recomputed in Python from the raw rows, the definitions written out (docs/admin.md)."""
     in_period = lambda t: start <= t < end  # noqa: E731
     attempts = list(PaymentAttempt.objects.all())
-    settled_pis = {a.payment_intent_id for a in attempts if a.outcome in ("succeeded", "declined") and a.payment_intent_id}
+    settled_pis = {
+        a.payment_intent_id for a in attempts if a.outcome in ("succeeded", "declined") and a.payment_intent_id
+    }
     success = failed = unfinished = 0
     for a in attempts:
         if not in_period(a.created_at):
@@ -251,15 +298,29 @@ def test_the_dashboard_matches_an_independent_computation_on_demo_data(staff_cli
     p = data.payments
     assert (p.succeeded, p.declined + p.errors, p.unfinished) == expected["payments"]
     assert p.succeeded >= 150 and p.declined > 0 and p.unfinished > 0
-    assert {c.currency_code: (c.orders, c.value, c.average_order_value) for c in data.currencies if c.orders} == expected["aov"]
-    assert {(r.day, r.currency_code): (r.captured, r.refunded) for r in data.revenue if r.captured or r.refunded} == expected["money"]
+    assert {
+        c.currency_code: (c.orders, c.value, c.average_order_value) for c in data.currencies if c.orders
+    } == expected["aov"]
+    assert {
+        (r.day, r.currency_code): (r.captured, r.refunded) for r in data.revenue if r.captured or r.refunded
+    } == expected["money"]
     assert any(refunded for _, refunded in expected["money"].values())
     assert (data.carts.carts, data.carts.completed, data.carts.open) == expected["carts"]
     assert data.carts.abandoned > 0
-    assert {a.currency_code: (a.orders, a.amount, a.expired, a.within_24h) for a in data.awaiting} == expected["awaiting"]
+    assert {a.currency_code: (a.orders, a.amount, a.expired, a.within_24h) for a in data.awaiting} == expected[
+        "awaiting"
+    ]
     hooks = data.extra["webhooks"]
     stats, backlog = hooks["period"], hooks["backlog"]
-    got = (stats.received, stats.processed, stats.failed, stats.lag_avg, stats.lag_max, backlog.pending, backlog.dead_letters)
+    got = (
+        stats.received,
+        stats.processed,
+        stats.failed,
+        stats.lag_avg,
+        stats.lag_max,
+        backlog.pending,
+        backlog.dead_letters,
+    )
     assert got[:3] == expected["webhooks"][:3] and got[5:] == expected["webhooks"][5:]
     assert abs(got[3] - expected["webhooks"][3]) < timedelta(milliseconds=1)  # the database's mean vs Python's
     assert got[4] == expected["webhooks"][4]

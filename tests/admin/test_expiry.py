@@ -18,11 +18,19 @@ pytestmark = pytest.mark.django_db
 
 def test_warns_once_for_each_authorization_expiring_within_24_hours(caplog):
     now = timezone.now()
-    soon = OrderFactory(payment_status="authorized", authorized_at=now - timedelta(days=6), capture_before=now + timedelta(hours=5))
-    unknown = OrderFactory(payment_status="authorized", authorized_at=now - timedelta(days=6, hours=20), capture_before=None)
-    lapsed = OrderFactory(payment_status="authorized", authorized_at=now - timedelta(days=8), capture_before=now - timedelta(hours=1))
+    soon = OrderFactory(
+        payment_status="authorized", authorized_at=now - timedelta(days=6), capture_before=now + timedelta(hours=5)
+    )
+    unknown = OrderFactory(
+        payment_status="authorized", authorized_at=now - timedelta(days=6, hours=20), capture_before=None
+    )
+    lapsed = OrderFactory(
+        payment_status="authorized", authorized_at=now - timedelta(days=8), capture_before=now - timedelta(hours=1)
+    )
     OrderFactory(payment_status="authorized", authorized_at=now, capture_before=now + timedelta(days=6))  # far
-    OrderFactory(payment_status="captured", authorized_at=now - timedelta(days=6), capture_before=now + timedelta(hours=2))
+    OrderFactory(
+        payment_status="captured", authorized_at=now - timedelta(days=6), capture_before=now + timedelta(hours=2)
+    )
 
     with caplog.at_level(logging.WARNING, logger="orders.expiry"):
         assert expiry.order_authorizations_expiry_warn(now=now) == 3
@@ -41,7 +49,9 @@ def test_warns_once_for_each_authorization_expiring_within_24_hours(caplog):
 
 def test_the_beat_task_runs_the_warning_and_is_scheduled():
     now = timezone.now()
-    OrderFactory(payment_status="authorized", authorized_at=now - timedelta(days=6), capture_before=now + timedelta(hours=3))
+    OrderFactory(
+        payment_status="authorized", authorized_at=now - timedelta(days=6), capture_before=now + timedelta(hours=3)
+    )
 
     assert tasks.warn_expiring_authorizations() == 1
     schedule = settings.CELERY_BEAT_SCHEDULE["warn-expiring-authorizations"]
@@ -50,7 +60,9 @@ def test_the_beat_task_runs_the_warning_and_is_scheduled():
 
 def test_the_warning_shows_in_the_order_timeline(staff_client):
     now = timezone.now()
-    order = OrderFactory(payment_status="authorized", authorized_at=now - timedelta(days=6), capture_before=now + timedelta(hours=3))
+    order = OrderFactory(
+        payment_status="authorized", authorized_at=now - timedelta(days=6), capture_before=now + timedelta(hours=3)
+    )
     expiry.order_authorizations_expiry_warn(now=now)
 
     html = staff_client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()

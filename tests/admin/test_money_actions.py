@@ -53,7 +53,10 @@ def test_partial_capture_then_refund_of_the_rest(staff_client, staff, placed_ord
     assert response.status_code == 200
     assert response.redirect_chain[-1][0] == order_url(order)
     assert messages_of(response) == [
-        ("success", f"Captured {format_money(part, 'usd')} of order #{order.display_id}. The uncaptured $5.00 was released.")
+        (
+            "success",
+            f"Captured {format_money(part, 'usd')} of order #{order.display_id}. The uncaptured $5.00 was released.",
+        )
     ]
     order.refresh_from_db()
     assert order.payment_status == PaymentStatus.PARTIALLY_CAPTURED
@@ -170,7 +173,9 @@ def test_refund_beyond_refundable_is_refused_with_a_message(staff_client, placed
     [(level, text)] = messages_of(response)
     assert level == "error"
     assert text.startswith("Refund payment refused: The amount to refund must be between 1 and")
-    assert not LedgerEntry.objects.filter(payment_intent_id=order.payment_intent_id, kind=LedgerEntryKind.REFUND).exists()
+    assert not LedgerEntry.objects.filter(
+        payment_intent_id=order.payment_intent_id, kind=LedgerEntryKind.REFUND
+    ).exists()
     order.refresh_from_db()
     assert order.payment_status == PaymentStatus.CAPTURED
 
@@ -226,7 +231,8 @@ def test_cancel_releases_the_authorization_and_cancels_the_order(staff_client, p
 
 def test_cancel_needs_a_reason(staff_client, placed_order):
     response = staff_client.post(
-        action_url(placed_order, "cancel"), {"reason": "", "ledger_version": ledger_version(staff_client, placed_order, "cancel")}
+        action_url(placed_order, "cancel"),
+        {"reason": "", "ledger_version": ledger_version(staff_client, placed_order, "cancel")},
     )
 
     assert response.status_code == 200  # the form again, with its error

@@ -64,21 +64,38 @@ def orders(db):
         payment_intent_id="pi_kwd",
     )
     far = OrderFactory(
-        display_id=1004, total=5000, payment_status="authorized", authorized_at=now, capture_before=now + timedelta(days=7)
+        display_id=1004,
+        total=5000,
+        payment_status="authorized",
+        authorized_at=now,
+        capture_before=now + timedelta(days=7),
     )
     for order in (usd, jpy, kwd, far):
         authorization(order)
     LedgerEntry.objects.create(
-        payment_intent_id="pi_usd", order_id=usd.id, kind=LedgerEntryKind.CAPTURE, amount=1200, currency_code="usd",
+        payment_intent_id="pi_usd",
+        order_id=usd.id,
+        kind=LedgerEntryKind.CAPTURE,
+        amount=1200,
+        currency_code="usd",
         idempotency_key="cap-usd",
     )
     LedgerEntry.objects.create(
-        payment_intent_id="pi_usd", order_id=usd.id, kind=LedgerEntryKind.REFUND, amount=300, currency_code="usd",
+        payment_intent_id="pi_usd",
+        order_id=usd.id,
+        kind=LedgerEntryKind.REFUND,
+        amount=300,
+        currency_code="usd",
         idempotency_key="ref-usd",
     )
     Dispute.objects.create(
-        stripe_dispute_id="dp_1", payment_intent_id="pi_usd", order_id=usd.id, amount=900, currency_code="usd",
-        status="needs_response", is_open=True,
+        stripe_dispute_id="dp_1",
+        payment_intent_id="pi_usd",
+        order_id=usd.id,
+        amount=900,
+        currency_code="usd",
+        status="needs_response",
+        is_open=True,
     )
     return {"usd": usd, "jpy": jpy, "kwd": kwd, "far": far}
 
@@ -152,13 +169,25 @@ def test_the_list_is_a_constant_number_of_queries(staff_client, orders, django_a
 def test_the_order_page_shows_lines_totals_addresses_ledger_disputes_and_timeline(staff_client, orders):
     order = orders["usd"]
     order.shipping_address = {
-        "first_name": "Ada", "last_name": "Lovelace", "address_1": "1 Loom Street", "city": "Springfield",
-        "postal_code": "12345", "country_code": "US",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "address_1": "1 Loom Street",
+        "city": "Springfield",
+        "postal_code": "12345",
+        "country_code": "US",
     }
     order.shipping_name = "Standard"
     order.save()
-    OrderLineFactory(order=order, title="Washed Linen / Natural", sku="LIN-WSH-NAT", unit_price=1450, quantity=2,
-                     subtotal=2900, tax_total=254, total=3154)
+    OrderLineFactory(
+        order=order,
+        title="Washed Linen / Natural",
+        sku="LIN-WSH-NAT",
+        unit_price=1450,
+        quantity=2,
+        subtotal=2900,
+        tax_total=254,
+        total=3154,
+    )
     OrderEvent.objects.create(order=order, type="order_placed", actor="customer", payload={"total": 1200, "lines": 1})
 
     response = staff_client.get(order_url(order))
@@ -166,12 +195,26 @@ def test_the_order_page_shows_lines_totals_addresses_ledger_disputes_and_timelin
     assert response.status_code == 200
     html = response.content.decode()
     for expected in (
-        "Washed Linen / Natural", "LIN-WSH-NAT", "$14.50", "$31.54",  # lines
-        "Subtotal", "Total", "$12.00",  # totals
-        "1 Loom Street", "Springfield 12345", "United States of America",  # address
-        "Payment ledger", "cap-usd", "ref-usd", "Refundable now", "$9.00",  # ledger: 12.00 captured - 3.00 refunded
-        "dp_1", "needs_response", "Dispute open",  # disputes
-        "Order placed", "total: $12.00",  # timeline
+        "Washed Linen / Natural",
+        "LIN-WSH-NAT",
+        "$14.50",
+        "$31.54",  # lines
+        "Subtotal",
+        "Total",
+        "$12.00",  # totals
+        "1 Loom Street",
+        "Springfield 12345",
+        "United States of America",  # address
+        "Payment ledger",
+        "cap-usd",
+        "ref-usd",
+        "Refundable now",
+        "$9.00",  # ledger: 12.00 captured - 3.00 refunded
+        "dp_1",
+        "needs_response",
+        "Dispute open",  # disputes
+        "Order placed",
+        "total: $12.00",  # timeline
     ):
         assert expected in html, expected
 

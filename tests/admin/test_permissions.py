@@ -26,10 +26,14 @@ def test_the_permissions_exist_on_the_order_model():
     assert codenames == set(MONEY_PERMISSIONS)
 
 
-def test_staff_without_refund_payment_gets_403_and_does_not_see_the_refund_action(staff_factory, staff_client, placed_order):
+def test_staff_without_refund_payment_gets_403_and_does_not_see_the_refund_action(
+    staff_factory, staff_client, placed_order
+):
     order = placed_order
     version = ledger_version(staff_client, order, "capture")
-    staff_client.post(action_url(order, "capture"), {"amount": amount_input(order.total, "usd"), "ledger_version": version})
+    staff_client.post(
+        action_url(order, "capture"), {"amount": amount_input(order.total, "usd"), "ledger_version": version}
+    )
     order.refresh_from_db()
     assert order.payment_status == PaymentStatus.CAPTURED
     clerk = client_for(staff_factory("orders.capture_payment", "orders.fulfil_order"))
@@ -40,23 +44,37 @@ def test_staff_without_refund_payment_gets_403_and_does_not_see_the_refund_actio
 
     assert clerk.get(action_url(order, "refund")).status_code == 403
     response = clerk.post(
-        action_url(order, "refund"), {"amount": amount_input(order.total, "usd"), "reason": "duplicate", "ledger_version": 3}
+        action_url(order, "refund"),
+        {"amount": amount_input(order.total, "usd"), "reason": "duplicate", "ledger_version": 3},
     )
     assert response.status_code == 403
-    assert not LedgerEntry.objects.filter(payment_intent_id=order.payment_intent_id, kind=LedgerEntryKind.REFUND).exists()
+    assert not LedgerEntry.objects.filter(
+        payment_intent_id=order.payment_intent_id, kind=LedgerEntryKind.REFUND
+    ).exists()
 
 
 @pytest.mark.parametrize(
     ("action", "permission"),
-    [("capture", "capture_payment"), ("cancel", "cancel_payment"), ("refund", "refund_payment"), ("fulfil", "fulfil_order"),
-     ("ship", "fulfil_order"), ("deliver", "fulfil_order")],
+    [
+        ("capture", "capture_payment"),
+        ("cancel", "cancel_payment"),
+        ("refund", "refund_payment"),
+        ("fulfil", "fulfil_order"),
+        ("ship", "fulfil_order"),
+        ("deliver", "fulfil_order"),
+    ],
 )
 def test_each_action_needs_its_permission(staff_factory, placed_order, action, permission):
     others = [f"orders.{p}" for p in MONEY_PERMISSIONS if p != permission]
     client = client_for(staff_factory(*others))
 
     assert client.get(action_url(placed_order, action)).status_code == 403
-    assert client.post(action_url(placed_order, action), {"ledger_version": 1, "amount": "1.00", "reason": "x"}).status_code == 403
+    assert (
+        client.post(
+            action_url(placed_order, action), {"ledger_version": 1, "amount": "1.00", "reason": "x"}
+        ).status_code
+        == 403
+    )
     client_with = client_for(staff_factory(f"orders.{permission}"))
     assert client_with.get(action_url(placed_order, action)).status_code == 200
 

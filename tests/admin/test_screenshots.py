@@ -19,7 +19,9 @@ from devtools.screenshots import capture, pages_to_shoot
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_screenshots_of_the_order_page_and_the_dashboard(live_server: Any, monkeypatch: pytest.MonkeyPatch, django_user_model: Any):
+def test_screenshots_of_the_order_page_and_the_dashboard(
+    live_server: Any, monkeypatch: pytest.MonkeyPatch, django_user_model: Any
+):
     if not CHROMIUM.exists():
         pytest.skip("Chromium is not installed: apt-get install -y chromium")
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop runs in this thread
@@ -28,10 +30,21 @@ def test_screenshots_of_the_order_page_and_the_dashboard(live_server: Any, monke
     out = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
 
     files = capture(
-        base_url=live_server.url, email="shots@example.com", password="correct-horse-battery", shots=pages_to_shoot(), out_dir=out
+        base_url=live_server.url,
+        email="shots@example.com",
+        password="correct-horse-battery",
+        shots=pages_to_shoot(),
+        out_dir=out,
     )
 
-    assert {path.stem for path in files} >= {"dashboard", "order", "order-authorized", "capture-confirm", "orders", "webhooks"}
+    assert {path.stem for path in files} >= {
+        "dashboard",
+        "order",
+        "order-authorized",
+        "capture-confirm",
+        "orders",
+        "webhooks",
+    }
     for path in files:
         data = path.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, path

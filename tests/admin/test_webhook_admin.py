@@ -17,11 +17,22 @@ LIST = "/admin/webhooks/webhookevent/"
 
 
 def stored(stripe_event_id: str, *, status: str, type: str = "customer.created", error: str = "") -> WebhookEvent:
-    payload = {"id": stripe_event_id, "object": "event", "type": type, "livemode": False, "created": 1767225600,
-               "data": {"object": {"id": "cus_stripe_1", "object": "customer", "email": "<b>ada</b>@example.com"}}}
+    payload = {
+        "id": stripe_event_id,
+        "object": "event",
+        "type": type,
+        "livemode": False,
+        "created": 1767225600,
+        "data": {"object": {"id": "cus_stripe_1", "object": "customer", "email": "<b>ada</b>@example.com"}},
+    }
     return WebhookEvent.objects.create(
-        stripe_event_id=stripe_event_id, type=type, status=status, attempts=9 if status == "failed" else 1,
-        last_error=error, payload=json.dumps(payload), object_id="cus_stripe_1",
+        stripe_event_id=stripe_event_id,
+        type=type,
+        status=status,
+        attempts=9 if status == "failed" else 1,
+        last_error=error,
+        payload=json.dumps(payload),
+        object_id="cus_stripe_1",
     )
 
 
@@ -47,7 +58,7 @@ def test_the_event_page_is_read_only_with_a_pretty_payload(staff_client):
 
     html = staff_client.get(f"{LIST}{event.pk}/change/").content.decode()
 
-    assert '      &quot;email&quot;: &quot;&lt;b&gt;ada&lt;/b&gt;@example.com&quot;,' in html  # indented JSON, escaped
+    assert "      &quot;email&quot;: &quot;&lt;b&gt;ada&lt;/b&gt;@example.com&quot;," in html  # indented JSON, escaped
     assert "Replay event" in html
     assert 'name="_save"' not in html
     assert staff_client.post(f"{LIST}{event.pk}/change/", {"status": "processed"}).status_code == 403
@@ -55,7 +66,9 @@ def test_the_event_page_is_read_only_with_a_pretty_payload(staff_client):
     assert staff_client.post(f"{LIST}{event.pk}/delete/").status_code == 403
 
 
-def test_replay_puts_a_dead_letter_back_in_the_queue_and_it_is_processed(staff_client, django_capture_on_commit_callbacks, settings):
+def test_replay_puts_a_dead_letter_back_in_the_queue_and_it_is_processed(
+    staff_client, django_capture_on_commit_callbacks, settings
+):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     event = stored("evt_dead", status="failed", error="boom")
 
@@ -109,12 +122,23 @@ def test_bulk_replay_action(staff_client, django_capture_on_commit_callbacks):
 
 def test_the_event_page_never_shows_a_client_secret(staff_client):
     """Issue 10 row 11e: a row stored before redaction still shows no client_secret in the admin."""
-    payload = {"id": "evt_old", "object": "event", "type": "payment_intent.succeeded", "livemode": False,
-               "data": {"object": {"id": "pi_old", "object": "payment_intent",
-                                   "client_secret": "pi_old_secret_SHOULDNOTLEAK"}}}
+    payload = {
+        "id": "evt_old",
+        "object": "event",
+        "type": "payment_intent.succeeded",
+        "livemode": False,
+        "data": {
+            "object": {"id": "pi_old", "object": "payment_intent", "client_secret": "pi_old_secret_SHOULDNOTLEAK"}
+        },
+    }
     event = WebhookEvent.objects.create(
-        stripe_event_id="evt_old", type="payment_intent.succeeded", status="processed", attempts=1,
-        payload=json.dumps(payload), object_id="pi_old", payment_intent_id="pi_old",
+        stripe_event_id="evt_old",
+        type="payment_intent.succeeded",
+        status="processed",
+        attempts=1,
+        payload=json.dumps(payload),
+        object_id="pi_old",
+        payment_intent_id="pi_old",
     )
 
     html = staff_client.get(f"{LIST}{event.pk}/change/").content.decode()

@@ -31,7 +31,12 @@ def outside_requests(page):
             route.continue_()
 
     page.context.route("**/*", route)
-    page.on("request", lambda request: seen.append(request.url) if urlsplit(request.url).scheme in ("http", "https") and urlsplit(request.url).hostname not in LOCAL_HOSTS else None)
+    page.on(
+        "request",
+        lambda request: seen.append(request.url)
+        if urlsplit(request.url).scheme in ("http", "https") and urlsplit(request.url).hostname not in LOCAL_HOSTS
+        else None,
+    )
     return seen
 
 

@@ -162,7 +162,9 @@ def test_storefront_register_save_a_card_sign_out_in_pay_with_it_and_remove_it(s
     assert second["payment_status"] == "authorized"
     rows = _orders()
     assert len(rows) == 2
-    [method] = gateway.payment_method_list(customer=gateway.payment_intent_retrieve(id=rows[1]["payment_intent_id"])["customer"])
+    [method] = gateway.payment_method_list(
+        customer=gateway.payment_intent_retrieve(id=rows[1]["payment_intent_id"])["customer"]
+    )
     assert gateway.payment_intent_retrieve(id=rows[1]["payment_intent_id"])["payment_method"] == method["id"]
 
     # The order detail, from the account.
@@ -185,7 +187,12 @@ def test_storefront_register_save_a_card_sign_out_in_pay_with_it_and_remove_it(s
     storefront.idle()
     expect(page.locator("#cards li")).to_have_count(0)
     assert page.locator("#cards-empty").is_visible()
-    assert gateway.payment_method_list(customer=gateway.payment_intent_retrieve(id=rows[1]["payment_intent_id"])["customer"]) == []
+    assert (
+        gateway.payment_method_list(
+            customer=gateway.payment_intent_retrieve(id=rows[1]["payment_intent_id"])["customer"]
+        )
+        == []
+    )
     storefront.shot("card-removed")
 
 

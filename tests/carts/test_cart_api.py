@@ -13,7 +13,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _token(client, user) -> str:
-    response = client.post("/store/auth/token", {"email": user.email, "password": "correct-horse-battery"}, format="json")
+    response = client.post(
+        "/store/auth/token", {"email": user.email, "password": "correct-horse-battery"}, format="json"
+    )
     assert response.status_code == 200, response.content
     return response.json()["token"]
 
@@ -71,12 +73,16 @@ def test_cart_create_merges_duplicate_items(api_client, region_usd):
 
 
 def test_cart_create_unknown_region_is_404(api_client):
-    assert_error(api_client.post("/store/carts", {"region_id": "reg_nope"}, format="json"), 404, "not_found", "region_id")
+    assert_error(
+        api_client.post("/store/carts", {"region_id": "reg_nope"}, format="json"), 404, "not_found", "region_id"
+    )
 
 
 def test_cart_create_unknown_variant_is_404_and_creates_nothing(api_client, region_usd):
     response = api_client.post(
-        "/store/carts", {"region_id": region_usd.id, "items": [{"variant_id": "variant_nope", "quantity": 1}]}, format="json"
+        "/store/carts",
+        {"region_id": region_usd.id, "items": [{"variant_id": "variant_nope", "quantity": 1}]},
+        format="json",
     )
     assert_error(response, 404, "not_found", "variant_id")
     assert Cart.objects.count() == 0
@@ -124,14 +130,18 @@ def test_cart_line_add_ignores_client_prices(api_client, region_usd):
 def test_cart_line_add_merge_over_maximum_is_400(api_client, region_usd):
     variant = VariantFactory()
     cart_id = create_cart(api_client, region_usd.id, [(variant.id, 9_999)])["id"]
-    response = api_client.post(f"/store/carts/{cart_id}/line-items", {"variant_id": variant.id, "quantity": 2}, format="json")
+    response = api_client.post(
+        f"/store/carts/{cart_id}/line-items", {"variant_id": variant.id, "quantity": 2}, format="json"
+    )
     assert_error(response, 400, "validation_error", "quantity")
 
 
 def test_cart_line_add_variant_without_price_in_currency_is_422(api_client, region_usd):
     variant = VariantFactory(prices={"jpy": 2200})
     cart_id = create_cart(api_client, region_usd.id)["id"]
-    response = api_client.post(f"/store/carts/{cart_id}/line-items", {"variant_id": variant.id, "quantity": 1}, format="json")
+    response = api_client.post(
+        f"/store/carts/{cart_id}/line-items", {"variant_id": variant.id, "quantity": 1}, format="json"
+    )
     assert_error(response, 422, "variant_not_priced", "variant_id")
 
 
@@ -169,7 +179,9 @@ def test_cart_line_item_of_another_cart_is_404(api_client, region_usd):
     variant = VariantFactory()
     other = create_cart(api_client, region_usd.id, [(variant.id, 1)])
     cart = create_cart(api_client, region_usd.id)
-    response = api_client.post(f"/store/carts/{cart['id']}/line-items/{other['items'][0]['id']}", {"quantity": 2}, format="json")
+    response = api_client.post(
+        f"/store/carts/{cart['id']}/line-items/{other['items'][0]['id']}", {"quantity": 2}, format="json"
+    )
     assert_error(response, 404, "not_found", "item_id")
 
 
@@ -228,7 +240,14 @@ def test_cart_update_email_and_ignores_client_totals(api_client, region_usd):
     cart = create_cart(api_client, region_usd.id, [(variant.id, 1)])
     response = api_client.post(
         f"/store/carts/{cart['id']}",
-        {"email": "new@example.com", "total": 1, "subtotal": 1, "tax_total": 0, "customer_id": "cus_x", "status": "completed"},
+        {
+            "email": "new@example.com",
+            "total": 1,
+            "subtotal": 1,
+            "tax_total": 0,
+            "customer_id": "cus_x",
+            "status": "completed",
+        },
         format="json",
     )
     body = response.json()["cart"]
@@ -260,7 +279,12 @@ def test_cart_address_country_must_be_in_region(api_client, region_usd):
 )
 def test_cart_address_is_validated(api_client, region_usd, address, param):
     cart = create_cart(api_client, region_usd.id)
-    assert_error(api_client.post(f"/store/carts/{cart['id']}", {"shipping_address": address}, format="json"), 400, "validation_error", param)
+    assert_error(
+        api_client.post(f"/store/carts/{cart['id']}", {"shipping_address": address}, format="json"),
+        400,
+        "validation_error",
+        param,
+    )
 
 
 def test_cart_billing_address_may_be_outside_region_and_can_be_cleared(api_client, region_usd):
@@ -315,7 +339,12 @@ def test_cart_region_change_and_address_in_one_request(api_client, region_usd, r
 
 def test_cart_region_change_to_unknown_region_is_404(api_client, region_usd):
     cart = create_cart(api_client, region_usd.id)
-    assert_error(api_client.post(f"/store/carts/{cart['id']}", {"region_id": "reg_nope"}, format="json"), 404, "not_found", "region_id")
+    assert_error(
+        api_client.post(f"/store/carts/{cart['id']}", {"region_id": "reg_nope"}, format="json"),
+        404,
+        "not_found",
+        "region_id",
+    )
 
 
 # --- tax-inclusive and three-decimal carts through the API ----------------------------------
@@ -325,7 +354,9 @@ def test_cart_jpy_tax_inclusive_totals(api_client, region_jpy):
     variant = VariantFactory(prices={"jpy": 2200})
     option = ShippingOptionFactory(region=region_jpy, amount=600)
     cart = create_cart(api_client, region_jpy.id, [(variant.id, 3)])
-    body = api_client.post(f"/store/carts/{cart['id']}/shipping-methods", {"option_id": option.id}, format="json").json()["cart"]
+    body = api_client.post(
+        f"/store/carts/{cart['id']}/shipping-methods", {"option_id": option.id}, format="json"
+    ).json()["cart"]
     line = body["items"][0]
     assert (line["subtotal"], line["tax_total"], line["total"]) == (6600, 600, 6600)
     # shipping ¥600 contains 54.5 -> ¥55
@@ -337,7 +368,9 @@ def test_cart_kwd_totals_are_chargeable(api_client, region_kwd):
     variant = VariantFactory(prices={"kwd": 4450})
     option = ShippingOptionFactory(region=region_kwd, amount=1500)
     cart = create_cart(api_client, region_kwd.id, [(variant.id, 1)])
-    body = api_client.post(f"/store/carts/{cart['id']}/shipping-methods", {"option_id": option.id}, format="json").json()["cart"]
+    body = api_client.post(
+        f"/store/carts/{cart['id']}/shipping-methods", {"option_id": option.id}, format="json"
+    ).json()["cart"]
     # line 4.450 KD x 5% = 0.2225 -> 0.220; shipping 1.500 x 5% = 0.075 -> 0.080
     assert body["items"][0]["tax_total"] == 220
     assert (body["subtotal"], body["shipping_total"], body["tax_total"], body["total"]) == (4450, 1500, 300, 6250)
@@ -350,7 +383,9 @@ def test_cart_kwd_totals_are_chargeable(api_client, region_kwd):
 def test_cart_created_with_token_belongs_to_customer(api_client, region_usd):
     user = UserFactory()
     token = _token(api_client, user)
-    response = api_client.post("/store/carts", {"region_id": region_usd.id}, format="json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = api_client.post(
+        "/store/carts", {"region_id": region_usd.id}, format="json", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
     assert response.json()["cart"]["customer_id"] == user.id
     cart_id = response.json()["cart"]["id"]
     assert api_client.get(f"/store/carts/{cart_id}", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
@@ -367,8 +402,16 @@ def test_customer_cart_hidden_from_others(api_client, region_usd):
     api_client.force_authenticate(other)
     assert_error(api_client.get(f"/store/carts/{cart['id']}"), 404, "not_found")
     # writes by someone else are 404 too (not 403: the cart's existence is not revealed)
-    assert_error(api_client.post(f"/store/carts/{cart['id']}", {"email": "x@example.com"}, format="json"), 404, "not_found")
-    assert_error(api_client.post(f"/store/carts/{cart['id']}/line-items", {"variant_id": variant.id, "quantity": 1}, format="json"), 404, "not_found")
+    assert_error(
+        api_client.post(f"/store/carts/{cart['id']}", {"email": "x@example.com"}, format="json"), 404, "not_found"
+    )
+    assert_error(
+        api_client.post(
+            f"/store/carts/{cart['id']}/line-items", {"variant_id": variant.id, "quantity": 1}, format="json"
+        ),
+        404,
+        "not_found",
+    )
     assert_error(api_client.delete(f"/store/carts/{cart['id']}/line-items/{item_id}"), 404, "not_found")
     assert_error(api_client.get("/store/shipping-options", {"cart_id": cart["id"]}), 404, "not_found")
     api_client.force_authenticate(None)
@@ -392,7 +435,9 @@ def test_guest_cart_claimed_by_customer_writing_to_it(api_client, region_usd):
     assert response.json()["cart"]["customer_id"] == owner.id
 
     assert api_client.get(f"/store/carts/{cart['id']}", HTTP_AUTHORIZATION=f"Bearer {owner_token}").status_code == 200
-    assert_error(api_client.get(f"/store/carts/{cart['id']}", HTTP_AUTHORIZATION=f"Bearer {other_token}"), 404, "not_found")
+    assert_error(
+        api_client.get(f"/store/carts/{cart['id']}", HTTP_AUTHORIZATION=f"Bearer {other_token}"), 404, "not_found"
+    )
     assert_error(api_client.get(f"/store/carts/{cart['id']}"), 404, "not_found")
 
 
@@ -401,9 +446,10 @@ def test_guest_cart_claimed_by_adding_a_line(api_client, region_usd):
     variant = VariantFactory()
     cart = create_cart(api_client, region_usd.id)
     api_client.force_authenticate(owner)
-    response = api_client.post(f"/store/carts/{cart['id']}/line-items", {"variant_id": variant.id, "quantity": 1}, format="json")
+    response = api_client.post(
+        f"/store/carts/{cart['id']}/line-items", {"variant_id": variant.id, "quantity": 1}, format="json"
+    )
     assert response.json()["cart"]["customer_id"] == owner.id
-
 
 
 def test_cart_line_title_fits_even_for_long_catalog_titles(api_client, region_usd):

@@ -87,7 +87,9 @@ def test_cart_one_second_before_expiry_is_writable(api_client, region_usd, clock
 def test_swept_cart_rejects_writes_even_if_not_past_expiry(api_client, region_usd):
     cart = create_cart(api_client, region_usd.id)
     Cart.objects.filter(pk=cart["id"]).update(status=CartStatus.EXPIRED)
-    assert_error(api_client.post(f"/store/carts/{cart['id']}", {"email": "x@example.com"}, format="json"), 410, "cart_expired")
+    assert_error(
+        api_client.post(f"/store/carts/{cart['id']}", {"email": "x@example.com"}, format="json"), 410, "cart_expired"
+    )
 
 
 def test_expired_cart_of_another_customer_is_404_not_410(api_client, region_usd, clock, settings):
@@ -97,15 +99,21 @@ def test_expired_cart_of_another_customer_is_404_not_410(api_client, region_usd,
     api_client.force_authenticate(owner)
     cart, _, _ = _expired_cart(api_client, region_usd, clock, settings)
     api_client.force_authenticate(other)
-    assert_error(api_client.post(f"/store/carts/{cart['id']}", {"email": "x@example.com"}, format="json"), 404, "not_found")
+    assert_error(
+        api_client.post(f"/store/carts/{cart['id']}", {"email": "x@example.com"}, format="json"), 404, "not_found"
+    )
 
 
 def test_completed_and_completing_carts_reject_writes(api_client, region_usd):
     cart = create_cart(api_client, region_usd.id)
     Cart.objects.filter(pk=cart["id"]).update(status=CartStatus.COMPLETING)
-    assert_error(api_client.post(f"/store/carts/{cart['id']}", {"email": "x@example.com"}, format="json"), 409, "cart_completing")
+    assert_error(
+        api_client.post(f"/store/carts/{cart['id']}", {"email": "x@example.com"}, format="json"), 409, "cart_completing"
+    )
     Cart.objects.filter(pk=cart["id"]).update(status=CartStatus.COMPLETED)
-    assert_error(api_client.post(f"/store/carts/{cart['id']}", {"email": "x@example.com"}, format="json"), 400, "cart_completed")
+    assert_error(
+        api_client.post(f"/store/carts/{cart['id']}", {"email": "x@example.com"}, format="json"), 400, "cart_completed"
+    )
 
 
 # --- the sweep: command, task, service ----------------------------------------------------------
@@ -164,7 +172,9 @@ def test_expire_carts_releases_reservations(region_usd, clock):
     variant = VariantFactory(stock=10)
     cart = CartFactory(region=region_usd, expires_at=clock.now - timedelta(seconds=1))
     LineItemFactory(cart=cart, variant=variant, quantity=3)
-    StockReservation.objects.create(variant=variant, cart_id=cart.id, quantity=3, expires_at=clock.now + timedelta(minutes=5))
+    StockReservation.objects.create(
+        variant=variant, cart_id=cart.id, quantity=3, expires_at=clock.now + timedelta(minutes=5)
+    )
     StockLevel.objects.filter(variant=variant).update(reserved=3)
     assert services.carts_expire() == 1
     assert not StockReservation.objects.filter(cart_id=cart.id).exists()

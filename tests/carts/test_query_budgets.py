@@ -55,7 +55,9 @@ def test_cart_line_add_queries_constant(api_client, region_usd, django_assert_nu
     cart = _cart_with_lines(region_usd, lines)
     variant = VariantFactory()
     with django_assert_num_queries(LINE_ADD_QUERIES):
-        response = api_client.post(f"/store/carts/{cart.id}/line-items", {"variant_id": variant.id, "quantity": 1}, format="json")
+        response = api_client.post(
+            f"/store/carts/{cart.id}/line-items", {"variant_id": variant.id, "quantity": 1}, format="json"
+        )
     assert response.status_code == 200, response.content
     assert len(response.json()["cart"]["items"]) == lines + 1
 
@@ -65,14 +67,18 @@ def test_cart_line_merge_queries_constant(api_client, region_usd, django_assert_
     cart = _cart_with_lines(region_usd, lines)
     variant_id = cart.items.first().variant_id
     with django_assert_num_queries(LINE_MERGE_QUERIES):
-        response = api_client.post(f"/store/carts/{cart.id}/line-items", {"variant_id": variant_id, "quantity": 1}, format="json")
+        response = api_client.post(
+            f"/store/carts/{cart.id}/line-items", {"variant_id": variant_id, "quantity": 1}, format="json"
+        )
     assert response.status_code == 200, response.content
     assert len(response.json()["cart"]["items"]) == lines
 
 
 def test_cart_get_with_token_adds_one_query(api_client, region_usd, django_assert_num_queries):
     user = UserFactory()
-    token = api_client.post("/store/auth/token", {"email": user.email, "password": "correct-horse-battery"}, format="json").json()["token"]
+    token = api_client.post(
+        "/store/auth/token", {"email": user.email, "password": "correct-horse-battery"}, format="json"
+    ).json()["token"]
     cart = CartFactory(region=region_usd, customer=user)
     LineItemFactory(cart=cart)
     with django_assert_num_queries(CART_GET_QUERIES + AUTH_QUERIES):

@@ -50,7 +50,13 @@ def test_products_list_prices_in_region_currency(api_client, region_jpy):
         "category": None,
         "thumbnail": None,
         "variants": [
-            {"id": priced.id, "sku": "LIN-NAT", "title": "Natural", "price": {"amount": 4200, "currency_code": "jpy"}, "in_stock": True},
+            {
+                "id": priced.id,
+                "sku": "LIN-NAT",
+                "title": "Natural",
+                "price": {"amount": 4200, "currency_code": "jpy"},
+                "in_stock": True,
+            },
             {"id": unpriced.id, "sku": "LIN-SGE", "title": "Sage", "price": None, "in_stock": False},
         ],
     }
@@ -72,11 +78,17 @@ def test_products_in_stock_flags(api_client, region_usd):
     now = timezone.now()
     StockReservation.objects.create(variant=held, cart_id="cart_a", quantity=2, expires_at=now + timedelta(minutes=5))
     # expired a second ago; the reserved counter still says 2 until the sweep runs
-    StockReservation.objects.create(variant=released, cart_id="cart_b", quantity=2, expires_at=now - timedelta(seconds=1))
+    StockReservation.objects.create(
+        variant=released, cart_id="cart_b", quantity=2, expires_at=now - timedelta(seconds=1)
+    )
     StockLevel.objects.filter(variant__in=[held, released]).update(reserved=2)
     variants = api_client.get(f"/store/products/{product.id}").json()["product"]["variants"]
     assert {v["sku"]: v["in_stock"] for v in variants} == {
-        "A-OUT": False, "B-BACKORDER": True, "C-UNTRACKED": True, "D-HELD": False, "E-HOLD-EXPIRED": True,
+        "A-OUT": False,
+        "B-BACKORDER": True,
+        "C-UNTRACKED": True,
+        "D-HELD": False,
+        "E-HOLD-EXPIRED": True,
     }
 
 

@@ -233,7 +233,10 @@ def test_load_demo_catalog_categories(tmp_path, settings, api_client):
 
     body = api_client.get("/store/categories").json()
     assert [(c["handle"], c["name"]) for c in body["categories"]] == [
-        ("cotton", "Cotton"), ("linen", "Linen"), ("silk", "Silk"), ("notions-gifts", "Notions & gifts"),
+        ("cotton", "Cotton"),
+        ("linen", "Linen"),
+        ("silk", "Silk"),
+        ("notions-gifts", "Notions & gifts"),
     ]
     assert not Product.objects.filter(category__isnull=True).exists()
     for category in Category.objects.all():

@@ -26,8 +26,17 @@ def _address(**fields: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("code", "name"),
-    [("US", "United States of America"), ("GB", "United Kingdom"), ("DE", "Germany"), ("JP", "Japan"),
-     ("KW", "Kuwait"), ("KR", "South Korea"), ("de", "Germany"), ("XX", "XX"), ("", "")],
+    [
+        ("US", "United States of America"),
+        ("GB", "United Kingdom"),
+        ("DE", "Germany"),
+        ("JP", "Japan"),
+        ("KW", "Kuwait"),
+        ("KR", "South Korea"),
+        ("de", "Germany"),
+        ("XX", "XX"),
+        ("", ""),
+    ],
 )
 def test_country_name_english(code, name):
     assert country_name(code=code) == name
@@ -52,11 +61,22 @@ def test_country_choices_sorted_by_name_with_codes():
 
 def test_address_lines_us_keeps_the_state():
     address = _address(
-        company="Acme Inc.", address_1="100 Main St", address_2="Suite 5", city="Springfield",
-        province="IL", postal_code="62701", country_code="US", phone="+1 217 555 0100",
+        company="Acme Inc.",
+        address_1="100 Main St",
+        address_2="Suite 5",
+        city="Springfield",
+        province="IL",
+        postal_code="62701",
+        country_code="US",
+        phone="+1 217 555 0100",
     )
     assert address_lines(address=address) == [
-        "Ada Lovelace", "Acme Inc.", "100 Main St", "Suite 5", "Springfield, IL 62701", "United States of America",
+        "Ada Lovelace",
+        "Acme Inc.",
+        "100 Main St",
+        "Suite 5",
+        "Springfield, IL 62701",
+        "United States of America",
     ]
 
 
@@ -72,12 +92,27 @@ def test_address_lines_australia():
 
 def test_address_lines_gb_town_and_postcode_on_their_own_lines():
     address = _address(address_1="10 Downing Street", city="London", postal_code="SW1A 2AA", country_code="GB")
-    assert address_lines(address=address) == ["Ada Lovelace", "10 Downing Street", "London", "SW1A 2AA", "United Kingdom"]
+    assert address_lines(address=address) == [
+        "Ada Lovelace",
+        "10 Downing Street",
+        "London",
+        "SW1A 2AA",
+        "United Kingdom",
+    ]
 
 
 def test_address_lines_gb_with_county():
-    address = _address(address_1="1 High St", city="Guildford", province="Surrey", postal_code="GU1 3AA", country_code="GB")
-    assert address_lines(address=address) == ["Ada Lovelace", "1 High St", "Guildford", "Surrey", "GU1 3AA", "United Kingdom"]
+    address = _address(
+        address_1="1 High St", city="Guildford", province="Surrey", postal_code="GU1 3AA", country_code="GB"
+    )
+    assert address_lines(address=address) == [
+        "Ada Lovelace",
+        "1 High St",
+        "Guildford",
+        "Surrey",
+        "GU1 3AA",
+        "United Kingdom",
+    ]
 
 
 def test_address_lines_germany_postcode_before_city():
@@ -97,27 +132,44 @@ def test_address_lines_italy_province_after_city():
 
 def test_address_lines_japan_postcode_mark_prefecture_city_family_name_first():
     address = _address(
-        first_name="Taro", last_name="Yamada", address_1="1-1 Chiyoda", city="Chiyoda-ku", province="Tokyo",
-        postal_code="100-0001", country_code="JP",
+        first_name="Taro",
+        last_name="Yamada",
+        address_1="1-1 Chiyoda",
+        city="Chiyoda-ku",
+        province="Tokyo",
+        postal_code="100-0001",
+        country_code="JP",
     )
     assert address_lines(address=address) == ["〒100-0001", "Tokyo Chiyoda-ku", "1-1 Chiyoda", "Yamada Taro", "Japan"]
 
 
 def test_address_lines_japan_in_japanese_runs_prefecture_and_city_together():
     address = _address(
-        first_name="太郎", last_name="山田", address_1="千代田1-1", city="千代田区", province="東京都",
-        postal_code="100-0001", country_code="JP",
+        first_name="太郎",
+        last_name="山田",
+        address_1="千代田1-1",
+        city="千代田区",
+        province="東京都",
+        postal_code="100-0001",
+        country_code="JP",
     )
     assert address_lines(address=address) == ["〒100-0001", "東京都千代田区", "千代田1-1", "山田 太郎", "Japan"]
 
 
 def test_address_lines_kuwait_default_layout_with_governorate():
     address = _address(
-        address_1="Block 3, Street 12, House 7", city="Salmiya", province="Hawalli", postal_code="22003",
+        address_1="Block 3, Street 12, House 7",
+        city="Salmiya",
+        province="Hawalli",
+        postal_code="22003",
         country_code="KW",
     )
     assert address_lines(address=address) == [
-        "Ada Lovelace", "Block 3, Street 12, House 7", "22003 Salmiya", "Hawalli", "Kuwait",
+        "Ada Lovelace",
+        "Block 3, Street 12, House 7",
+        "22003 Salmiya",
+        "Hawalli",
+        "Kuwait",
     ]
 
 
@@ -128,13 +180,24 @@ def test_address_lines_default_without_province():
 
 def test_address_lines_us_without_state():
     address = _address(address_1="100 Main St", city="Springfield", postal_code="62701", country_code="US")
-    assert address_lines(address=address) == ["Ada Lovelace", "100 Main St", "Springfield 62701", "United States of America"]
+    assert address_lines(address=address) == [
+        "Ada Lovelace",
+        "100 Main St",
+        "Springfield 62701",
+        "United States of America",
+    ]
 
 
 def test_address_lines_skips_blank_and_missing_optional_fields():
     address = {
-        "first_name": "  Ada ", "last_name": "", "company": "   ", "address_1": "Unter den Linden 1",
-        "address_2": None, "city": "Berlin", "postal_code": "10115", "country_code": "de",
+        "first_name": "  Ada ",
+        "last_name": "",
+        "company": "   ",
+        "address_1": "Unter den Linden 1",
+        "address_2": None,
+        "city": "Berlin",
+        "postal_code": "10115",
+        "country_code": "de",
     }
     assert address_lines(address=address) == ["Ada", "Unter den Linden 1", "10115 Berlin", "Germany"]
 

@@ -91,7 +91,9 @@ def test_idempotency_key_reused_with_different_body_is_422(api_client, region_us
 
 @pytest.mark.django_db
 def test_idempotency_same_json_serialised_differently_is_replayed(api_client, region_usd):
-    first = post(api_client, "/store/carts", f'{{"region_id": "{region_usd.id}", "email": "a@example.com"}}', key="k-json")
+    first = post(
+        api_client, "/store/carts", f'{{"region_id": "{region_usd.id}", "email": "a@example.com"}}', key="k-json"
+    )
     second = post(
         api_client, "/store/carts", f'{{\n  "email":"a@example.com",\n  "region_id":"{region_usd.id}"\n}}', key="k-json"
     )
@@ -317,7 +319,11 @@ def test_idempotency_invalid_key_is_400(api_client, region_usd, key):
 
     assert response.status_code == 400
     error = response.json()["error"]
-    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "validation_error", "Idempotency-Key")
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        "validation_error",
+        "Idempotency-Key",
+    )
     assert Cart.objects.count() == 0
 
 

@@ -23,8 +23,20 @@ from common.money import (
 
 @pytest.mark.parametrize(
     ("currency", "exponent"),
-    [("usd", 2), ("eur", 2), ("jpy", 0), ("krw", 0), ("vnd", 0), ("kwd", 3), ("bhd", 3), ("jod", 3), ("omr", 3),
-     ("tnd", 3), ("JPY", 0), ("chf", 2)],
+    [
+        ("usd", 2),
+        ("eur", 2),
+        ("jpy", 0),
+        ("krw", 0),
+        ("vnd", 0),
+        ("kwd", 3),
+        ("bhd", 3),
+        ("jod", 3),
+        ("omr", 3),
+        ("tnd", 3),
+        ("JPY", 0),
+        ("chf", 2),
+    ],
 )
 def test_currency_exponent_table(currency, exponent):
     assert currency_exponent(currency) == exponent
@@ -62,8 +74,20 @@ def test_format_money(amount, currency, expected):
 
 @pytest.mark.parametrize(
     ("numerator", "denominator", "expected"),
-    [(5, 2, 3), (4, 2, 2), (3, 2, 2), (1, 3, 0), (2, 3, 1), (0, 7, 0), (-5, 2, -3), (-1, 3, 0), (-2, 3, -1),
-     (380625, 1000, 381), (380499, 1000, 380), (10**30 + 5, 10, 10**29 + 1)],
+    [
+        (5, 2, 3),
+        (4, 2, 2),
+        (3, 2, 2),
+        (1, 3, 0),
+        (2, 3, 1),
+        (0, 7, 0),
+        (-5, 2, -3),
+        (-1, 3, 0),
+        (-2, 3, -1),
+        (380625, 1000, 381),
+        (380499, 1000, 380),
+        (10**30 + 5, 10, 10**29 + 1),
+    ],
 )
 def test_round_half_up_div_examples(numerator, denominator, expected):
     assert round_half_up_div(numerator, denominator) == expected

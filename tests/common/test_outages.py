@@ -130,7 +130,9 @@ def test_redis_outage_throttled_requests_pass_and_throttling_resumes(api_client,
         return api_client.post("/store/carts", {"region_id": region_usd.id}, format="json").status_code
 
     def payment_session(cart_id: str) -> int:
-        return api_client.post(f"/store/carts/{cart_id}/payment-sessions", {"provider_id": "stripe"}, format="json").status_code
+        return api_client.post(
+            f"/store/carts/{cart_id}/payment-sessions", {"provider_id": "stripe"}, format="json"
+        ).status_code
 
     cart_id = api_client.post("/store/carts", {"region_id": region_usd.id}, format="json").json()["cart"]["id"]
     assert [create(), payment_session(cart_id)] == [201, 400]  # an empty cart: the view ran
@@ -171,7 +173,9 @@ class Cluster:
     port: int
 
     def ctl(self, *args: str) -> None:
-        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args]), check=True, capture_output=True)
+        subprocess.run(
+            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args]), check=True, capture_output=True
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
@@ -240,13 +244,25 @@ def pg_server(db) -> Iterator[Server]:
         target = ["-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres"]
         subprocess.run(["createdb", *target, "checkout"], check=True, capture_output=True)
         dump = subprocess.run(
-            ["pg_dump", "--no-owner", "--no-acl", "-h", source["HOST"] or "127.0.0.1", "-p", str(source["PORT"] or 5432),
-             "-U", source["USER"] or "postgres", source["NAME"]],
+            [
+                "pg_dump",
+                "--no-owner",
+                "--no-acl",
+                "-h",
+                source["HOST"] or "127.0.0.1",
+                "-p",
+                str(source["PORT"] or 5432),
+                "-U",
+                source["USER"] or "postgres",
+                source["NAME"],
+            ],
             check=True,
             capture_output=True,
             env={**os.environ, "PGPASSWORD": source.get("PASSWORD") or ""},
         ).stdout
-        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", *target, "checkout"], input=dump, check=True, capture_output=True)
+        subprocess.run(
+            ["psql", "-q", "-v", "ON_ERROR_STOP=1", *target, "checkout"], input=dump, check=True, capture_output=True
+        )
 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "CELERY_", "PYTEST", "DJANGO_CONN"))}
         env.update(
@@ -259,9 +275,18 @@ def pg_server(db) -> Iterator[Server]:
             PYTHONUNBUFFERED="1",
         )
         made = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c",
-             "from tests.factories import RegionFactory; print(RegionFactory(name='Outage land').id)"],
-            cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "-c",
+                "from tests.factories import RegionFactory; print(RegionFactory(name='Outage land').id)",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         region_id = made.stdout.strip().splitlines()[-1]
 
@@ -270,7 +295,10 @@ def pg_server(db) -> Iterator[Server]:
         with log.open("wb") as out:
             server_process = subprocess.Popen(
                 [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         server = Server(base=f"http://127.0.0.1:{port}", log=log, cluster=cluster, region_id=region_id)
         wait_until(lambda: server.get("/health/live").status_code == 200, timeout=60, what="runserver")
@@ -381,7 +409,9 @@ def test_drf_handler_still_leaves_real_bugs_to_the_500_handler():
 def test_middleware_maps_database_errors_of_non_drf_views_to_503(path):
     middleware = DatabaseUnavailableMiddleware(lambda request: HttpResponse())
 
-    response = middleware.process_exception(RequestFactory().post(path), OperationalError("server closed the connection"))
+    response = middleware.process_exception(
+        RequestFactory().post(path), OperationalError("server closed the connection")
+    )
 
     assert response is not None
     assert (response.status_code, json.loads(response.content)) == (503, SERVICE_UNAVAILABLE)

@@ -120,7 +120,9 @@ def test_payment_session_throttles_without_cache_answer_the_view_not_500(api_cli
     cart_id = create_cart(api_client, region_usd).json()["cart"]["id"]
 
     statuses = [
-        api_client.post(f"/store/carts/{cart_id}/payment-sessions", {"provider_id": "stripe"}, format="json").status_code
+        api_client.post(
+            f"/store/carts/{cart_id}/payment-sessions", {"provider_id": "stripe"}, format="json"
+        ).status_code
         for _ in range(3)
     ]
 
@@ -134,7 +136,9 @@ def test_login_email_throttle_without_cache_still_caps_guessing(api_client, rate
     before = cache_errors(TokenEmailThrottle.scope)
 
     statuses = [
-        api_client.post("/store/auth/token", {"email": user.email, "password": "wrong-password"}, format="json").status_code
+        api_client.post(
+            "/store/auth/token", {"email": user.email, "password": "wrong-password"}, format="json"
+        ).status_code
         for _ in range(3)
     ]
 

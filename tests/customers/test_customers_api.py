@@ -80,7 +80,9 @@ def test_token_wrong_password_is_401(api_client):
 
 
 def test_token_unknown_email_is_401(api_client):
-    response = api_client.post("/store/auth/token", {"email": "nobody@example.com", "password": PASSWORD}, format="json")
+    response = api_client.post(
+        "/store/auth/token", {"email": "nobody@example.com", "password": PASSWORD}, format="json"
+    )
     assert_error(response, 401, "invalid_credentials")
 
 
@@ -89,8 +91,14 @@ def test_token_inactive_customer_is_401(api_client):
     token = _token(api_client, user.email)
     user.is_active = False
     user.save()
-    assert_error(api_client.post("/store/auth/token", {"email": user.email, "password": PASSWORD}, format="json"), 401, "invalid_credentials")
-    assert_error(api_client.get("/store/customers/me", HTTP_AUTHORIZATION=f"Bearer {token}"), 401, "invalid_credentials")
+    assert_error(
+        api_client.post("/store/auth/token", {"email": user.email, "password": PASSWORD}, format="json"),
+        401,
+        "invalid_credentials",
+    )
+    assert_error(
+        api_client.get("/store/customers/me", HTTP_AUTHORIZATION=f"Bearer {token}"), 401, "invalid_credentials"
+    )
 
 
 def test_me_without_token_is_401(api_client):
@@ -137,18 +145,26 @@ def test_failed_logins_are_throttled_per_email_from_any_ip(api_client):
     assert limit < auth_limit()
     for n in range(limit):  # a password-guessing run spread over many addresses
         api_client.post(
-            "/store/auth/token", {"email": user.email, "password": "wrong"}, format="json", REMOTE_ADDR=f"10.0.0.{n + 1}"
+            "/store/auth/token",
+            {"email": user.email, "password": "wrong"},
+            format="json",
+            REMOTE_ADDR=f"10.0.0.{n + 1}",
         )
 
     guessed = api_client.post(
-        "/store/auth/token", {"email": f"  {user.email.upper()} ", "password": PASSWORD}, format="json",
+        "/store/auth/token",
+        {"email": f"  {user.email.upper()} ", "password": PASSWORD},
+        format="json",
         REMOTE_ADDR="10.0.1.1",
     )
 
     assert_error(guessed, 429, "rate_limited", None)
     assert int(guessed["Retry-After"]) >= 1
     # another account, from the same addresses, is not affected
-    assert api_client.post("/store/auth/token", {"email": other.email, "password": PASSWORD}, format="json").status_code == 200
+    assert (
+        api_client.post("/store/auth/token", {"email": other.email, "password": PASSWORD}, format="json").status_code
+        == 200
+    )
 
 
 def test_successful_logins_do_not_use_up_the_per_email_budget(api_client):
@@ -156,4 +172,7 @@ def test_successful_logins_do_not_use_up_the_per_email_budget(api_client):
     limit = auth_limit("auth_email")
     for _ in range(limit + 2):
         assert _token(api_client, user.email)
-    assert api_client.post("/store/auth/token", {"email": user.email, "password": "wrong"}, format="json").status_code == 401
+    assert (
+        api_client.post("/store/auth/token", {"email": user.email, "password": "wrong"}, format="json").status_code
+        == 401
+    )

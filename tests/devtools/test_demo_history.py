@@ -25,11 +25,28 @@ DAYS = 14
 @pytest.fixture
 def history(live_server: Any, localstripe: LocalStripe, settings: Any, capsys) -> dict[str, Any]:  # noqa: F811
     demo_shop_configure(settings, localstripe, publishable_key=PUBLISHABLE_KEY)
-    call_command("ensure_staff_user", "--email", "staff@example.com", "--password", "staff-password-1", stdout=io.StringIO())
+    call_command(
+        "ensure_staff_user", "--email", "staff@example.com", "--password", "staff-password-1", stdout=io.StringIO()
+    )
     args = [
-        "--base-url", live_server.url, "--stripe-base", localstripe.base_url, "--publishable-key", PUBLISHABLE_KEY,
-        "--secret-key", localstripe.api_key, "--password", "shopper-password-1",
-        "--orders", "10", "--abandoned", "2", "--days", str(DAYS), "--seed", "5",
+        "--base-url",
+        live_server.url,
+        "--stripe-base",
+        localstripe.base_url,
+        "--publishable-key",
+        PUBLISHABLE_KEY,
+        "--secret-key",
+        localstripe.api_key,
+        "--password",
+        "shopper-password-1",
+        "--orders",
+        "10",
+        "--abandoned",
+        "2",
+        "--days",
+        str(DAYS),
+        "--seed",
+        "5",
     ]
     started = timezone.now()
     assert demo_history.main(args) == 0
@@ -42,7 +59,12 @@ def test_demo_history_places_real_orders_and_staff_acts_on_them(history, localst
 
     orders = list(Order.objects.all())
     assert len(orders) == 10
-    totals = {o.id: t for o, t in zip(orders, [ledger.ledger_totals(payment_intent_id=o.payment_intent_id) for o in orders], strict=False)}
+    totals = {
+        o.id: t
+        for o, t in zip(
+            orders, [ledger.ledger_totals(payment_intent_id=o.payment_intent_id) for o in orders], strict=False
+        )
+    }
     captured = [o for o in orders if totals[o.id].captured]
     assert captured, "some orders were captured by staff"
     for order in captured:  # what the ledger says was captured, Stripe holds
@@ -90,7 +112,9 @@ def test_demo_history_saves_cards_and_counts_declines(history, api_client):
     saved = 0
     for email, *_ in demo_history.SHOPPERS:
         answer = api_client.post("/store/auth/token", {"email": email, "password": "shopper-password-1"}, format="json")
-        cards = api_client.get("/store/customers/me/payment-methods", HTTP_AUTHORIZATION=f"Bearer {answer.json()['token']}")
+        cards = api_client.get(
+            "/store/customers/me/payment-methods", HTTP_AUTHORIZATION=f"Bearer {answer.json()['token']}"
+        )
         saved += len(cards.json()["payment_methods"])
     assert saved > 0  # a signed-in shopper's first order saves the card (confirmed as Stripe.js would)
     assert f"{saved} saved cards)" in history["output"]
@@ -122,7 +146,10 @@ def test_screenshots_of_the_back_office_with_the_demo_history(history, monkeypat
     shots = [shot for shot in pages_to_shoot() if shot.name in {"dashboard", "orders", "order", "order-authorized"}]
 
     files = capture(
-        base_url=history["url"], email="history-shots@example.com", password="correct-horse-battery", shots=shots,
+        base_url=history["url"],
+        email="history-shots@example.com",
+        password="correct-horse-battery",
+        shots=shots,
         out_dir=Path(settings.BASE_DIR) / "artifacts" / "screenshots" / "demo-history",
     )
 

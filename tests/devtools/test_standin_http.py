@@ -201,6 +201,7 @@ def test_idempotency_concurrent_same_key_is_409_in_use(localstripe):
     localstripe.fault(path=INTENTS, status="timeout", when="before", latency=1.0)
     params = {"amount": 1000, "currency": "usd"}
     answers: list[Answer] = []
+
     def send_first() -> None:
         answers.append(_send(localstripe, "POST", "/v1/payment_intents", params, key="k:slow"))
 

@@ -24,7 +24,9 @@ SECRET = "whsec_standin_test"
 SEVEN_DAYS = 7 * 24 * 3600
 
 
-def _intent(localstripe, amount: int = 1000, *, capture_method: str = "manual", key: str | None = None) -> dict[str, Any]:
+def _intent(
+    localstripe, amount: int = 1000, *, capture_method: str = "manual", key: str | None = None
+) -> dict[str, Any]:
     key = key or f"t:pi:{uuid.uuid4().hex}"
     payment_method = localstripe.card_payment_method(VISA)
     return gateway.payment_intent_create(
@@ -147,7 +149,13 @@ def test_three_d_secure_sends_requires_action_then_payment_failed(localstripe):
     intent = localstripe.request(
         "POST",
         "/v1/payment_intents",
-        {"amount": 500, "currency": "usd", "payment_method": payment_method, "capture_method": "manual", "confirm": True},
+        {
+            "amount": 500,
+            "currency": "usd",
+            "payment_method": payment_method,
+            "capture_method": "manual",
+            "confirm": True,
+        },
     )
     assert intent["status"] == "requires_action"
     localstripe.authenticate(intent["id"], intent["client_secret"], success=False)
@@ -160,7 +168,9 @@ def test_three_d_secure_sends_requires_action_then_payment_failed(localstripe):
 
 def test_partial_capture_releases_the_rest_as_a_refund(localstripe):
     intent = _intent(localstripe, 1000)
-    captured = gateway.payment_intent_capture(id=intent["id"], amount_to_capture=600, idempotency_key=f"t:cap:{intent['id']}")
+    captured = gateway.payment_intent_capture(
+        id=intent["id"], amount_to_capture=600, idempotency_key=f"t:cap:{intent['id']}"
+    )
     charge = _charge(localstripe, captured)
 
     assert (captured["status"], captured["amount_received"], captured["amount_capturable"]) == ("succeeded", 600, 0)
@@ -190,7 +200,11 @@ def test_refunds_are_checked_against_what_was_captured(localstripe):
         metadata={"order_id": "ord_1"},
         idempotency_key="t:re:1",
     )
-    assert (first["status"], first["reason"], first["metadata"]) == ("succeeded", "requested_by_customer", {"order_id": "ord_1"})
+    assert (first["status"], first["reason"], first["metadata"]) == (
+        "succeeded",
+        "requested_by_customer",
+        {"order_id": "ord_1"},
+    )
     with pytest.raises(LocalStripeError) as excinfo:
         localstripe.request("POST", "/v1/refunds", {"payment_intent": intent["id"], "amount": 501})
     assert (excinfo.value.status, _error(excinfo)["code"]) == (400, "amount_too_large")
@@ -241,7 +255,9 @@ def test_cancel_with_a_reason_releases_the_authorization(localstripe):
         localstripe.request("POST", f"/v1/payment_intents/{intent['id']}/cancel", {})
     assert _error(excinfo)["code"] == "payment_intent_unexpected_state"
     with pytest.raises(LocalStripeError):
-        localstripe.request("POST", f"/v1/payment_intents/{_intent(localstripe)['id']}/cancel", {"cancellation_reason": "x"})
+        localstripe.request(
+            "POST", f"/v1/payment_intents/{_intent(localstripe)['id']}/cancel", {"cancellation_reason": "x"}
+        )
 
 
 # --- Control actions ----------------------------------------------------------------------
@@ -256,7 +272,12 @@ def test_refund_fail_gives_the_money_back_to_the_charge(localstripe):
     charge = _charge(localstripe, intent)
     assert (failed["status"], failed["failure_reason"]) == ("failed", "expired_or_canceled_card")
     assert (charge["amount_refunded"], charge["refunded"]) == (0, False)
-    assert _types(localstripe, refund["id"]) == ["refund.created", "refund.failed", "refund.updated", "charge.refund.updated"]
+    assert _types(localstripe, refund["id"]) == [
+        "refund.created",
+        "refund.failed",
+        "refund.updated",
+        "charge.refund.updated",
+    ]
     with pytest.raises(LocalStripeError):
         localstripe.refund_fail(refund["id"])
 

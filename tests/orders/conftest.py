@@ -40,7 +40,9 @@ class Shop:
     shipping_option: Any
 
     def variant(self, *, stock: int = 100, price: int | None = None, **kwargs: Any) -> Any:
-        amount = price if price is not None else {"usd": 1450, "jpy": 1200, "kwd": 1250}.get(self.region.currency_code, 1000)
+        amount = (
+            price if price is not None else {"usd": 1450, "jpy": 1200, "kwd": 1250}.get(self.region.currency_code, 1000)
+        )
         return VariantFactory(stock=stock, prices={self.region.currency_code: amount}, **kwargs)
 
 

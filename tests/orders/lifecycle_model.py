@@ -207,8 +207,7 @@ class Walk:
     def fail(self, message: str) -> None:
         run = self.run
         lines = [
-            f"LIFECYCLE DIVERGENCE (replay with LIFECYCLE_SEED={self.seed} "
-            f"LIFECYCLE_STEPS={self.step_no}): {message}",
+            f"LIFECYCLE DIVERGENCE (replay with LIFECYCLE_SEED={self.seed} LIFECYCLE_STEPS={self.step_no}): {message}",
         ]
         if run is not None:
             lines.append(
@@ -217,7 +216,9 @@ class Walk:
             )
             lines.extend(f"  {line}" for line in run.log)
         if self.view is not None:
-            lines.append(f"stripe: status={self.view.status} authorized={self.view.authorized} captured={self.view.captured}")
+            lines.append(
+                f"stripe: status={self.view.status} authorized={self.view.authorized} captured={self.view.captured}"
+            )
             lines.extend(
                 f"  refund {r['id']} {r['amount']} {r['status']} key={(r.get('metadata') or {}).get('ledger_key')}"
                 for r in self.view.refunds
@@ -261,7 +262,9 @@ class Walk:
         stock_before = StockLevel.objects.get(variant_id=variant.id).on_hand
         cart_id = make_cart(self.shop, [(variant, quantity)])
         paid = pay_cart(self.ls, cart_id)
-        order, created = services.order_place(cart_id=cart_id, payment_intent_id=paid.payment_intent_id, actor="customer")
+        order, created = services.order_place(
+            cart_id=cart_id, payment_intent_id=paid.payment_intent_id, actor="customer"
+        )
         assert created
         run = OrderRun(
             index=index,
@@ -342,14 +345,18 @@ class Walk:
             for r in view.refunds
             if not (r.get("metadata") or {}).get("ledger_key") and r["id"] not in run.dashboard_refund_ids
         ]
-        self.check(len(unkeyed) <= 1, f"Stripe shows {len(unkeyed)} refunds nobody asked for: {[r['id'] for r in unkeyed]}")
+        self.check(
+            len(unkeyed) <= 1, f"Stripe shows {len(unkeyed)} refunds nobody asked for: {[r['id'] for r in unkeyed]}"
+        )
         if unkeyed:
             if run.release_id is None:
                 run.release_id = unkeyed[0]["id"]
             self.check(unkeyed[0]["id"] == run.release_id, "a second release refund appeared at Stripe")
             released = unkeyed[0]["amount"]
             expected_release = view.authorized - view.captured
-            self.check(released == expected_release, f"release refund {released} != authorized - captured {expected_release}")
+            self.check(
+                released == expected_release, f"release refund {released} != authorized - captured {expected_release}"
+            )
 
         # No duplicate at Stripe for one intended operation; each keyed refund is one of our rows.
         by_key = {row.idempotency_key: row for row in rows}
@@ -358,20 +365,39 @@ class Walk:
         for key, count in keys.items():
             self.check(count == 1, f"{count} refunds at Stripe for the one operation {key}")
             row = by_key.get(key)
-            self.check(row is not None and row.kind == LedgerEntryKind.REFUND, f"Stripe refund with key {key} has no ledger row")
+            self.check(
+                row is not None and row.kind == LedgerEntryKind.REFUND,
+                f"Stripe refund with key {key} has no ledger row",
+            )
             refund = next(r for r in view.refunds if (r.get("metadata") or {}).get("ledger_key") == key)
-            self.check(row.amount == refund["amount"], f"refund {refund['id']} amount {refund['amount']} != ledger {row.amount}")
+            self.check(
+                row.amount == refund["amount"],
+                f"refund {refund['id']} amount {refund['amount']} != ledger {row.amount}",
+            )
         if view.captured and not run.dashboard_capture_amounts:
-            staff = [row.amount for row in rows if row.kind == LedgerEntryKind.CAPTURE and row.idempotency_key.startswith("order:")]
-            self.check(view.captured in staff, f"Stripe captured {view.captured}, no capture of ours asked for that: {staff}")
+            staff = [
+                row.amount
+                for row in rows
+                if row.kind == LedgerEntryKind.CAPTURE and row.idempotency_key.startswith("order:")
+            ]
+            self.check(
+                view.captured in staff, f"Stripe captured {view.captured}, no capture of ours asked for that: {staff}"
+            )
 
         # Stripe's own bounds.
         live = sum(r["amount"] for r in self.customer_refunds(view) if r["status"] in ("succeeded", "pending"))
-        self.check(live <= view.captured <= view.authorized, f"Stripe: refunded {live} captured {view.captured} authorized {view.authorized}")
+        self.check(
+            live <= view.captured <= view.authorized,
+            f"Stripe: refunded {live} captured {view.captured} authorized {view.authorized}",
+        )
 
         # Ledger bounds, and the ledger never counts more than Stripe did.
-        self.check(totals.authorized == view.authorized, f"ledger authorized {totals.authorized} != Stripe {view.authorized}")
-        self.check(totals.refunded <= totals.captured, f"ledger refunded {totals.refunded} > captured {totals.captured}")
+        self.check(
+            totals.authorized == view.authorized, f"ledger authorized {totals.authorized} != Stripe {view.authorized}"
+        )
+        self.check(
+            totals.refunded <= totals.captured, f"ledger refunded {totals.refunded} > captured {totals.captured}"
+        )
         self.check(
             totals.captured + totals.voided <= totals.authorized,
             f"ledger captured {totals.captured} + voided {totals.voided} > authorized {totals.authorized}",
@@ -401,7 +427,9 @@ class Walk:
         on_hand = StockLevel.objects.get(variant_id=run.variant_id).on_hand
         restocked = order.fulfillment_status == "canceled" and not run.fulfilled
         want = run.stock_before if restocked else run.stock_after
-        self.check(on_hand == want, f"stock {on_hand}, expected {want} (order {order.status}/{order.fulfillment_status})")
+        self.check(
+            on_hand == want, f"stock {on_hand}, expected {want} (order {order.status}/{order.fulfillment_status})"
+        )
 
         failed = WebhookEvent.objects.filter(payment_intent_id=run.pi_id, status=WebhookEventStatus.FAILED)
         self.check(not failed.exists(), f"dead-lettered webhooks: {list(failed.values_list('type', 'last_error'))}")
@@ -428,7 +456,9 @@ class Walk:
 
         pending = [row.idempotency_key for row in rows if row.status == LedgerEntryStatus.PENDING]
         self.check(not pending, f"still pending after the final resume: {pending}")
-        self.check(totals.captured == view.captured, f"final: ledger captured {totals.captured} != Stripe {view.captured}")
+        self.check(
+            totals.captured == view.captured, f"final: ledger captured {totals.captured} != Stripe {view.captured}"
+        )
         release = view.refund(run.release_id)["amount"] if run.release_id else 0
         if view.status == "canceled" and not view.captured:
             release = view.authorized
@@ -451,19 +481,27 @@ class Walk:
         for row in rows:
             if row.kind == LedgerEntryKind.REFUND and row.stripe_object_id:
                 self.check(row.stripe_object_id != run.release_id, "final: the release is recorded as a refund")
-                self.check(view.refund(row.stripe_object_id) is not None, f"final: {row.stripe_object_id} not at Stripe")
-        ours = {d.stripe_dispute_id: d for d in dispute_selectors.disputes_for_payment_intent(payment_intent_id=run.pi_id)}
+                self.check(
+                    view.refund(row.stripe_object_id) is not None, f"final: {row.stripe_object_id} not at Stripe"
+                )
+        ours = {
+            d.stripe_dispute_id: d for d in dispute_selectors.disputes_for_payment_intent(payment_intent_id=run.pi_id)
+        }
         for dispute in view.disputes:
             mine = ours.get(dispute["id"])
             self.check(mine is not None, f"final: dispute {dispute['id']} unknown to us")
-            self.check(mine.status == dispute["status"], f"final: dispute {dispute['id']} {mine.status} != {dispute['status']}")
+            self.check(
+                mine.status == dispute["status"], f"final: dispute {dispute['id']} {mine.status} != {dispute['status']}"
+            )
         open_at_stripe = any(d["status"] in OPEN_DISPUTE_STATUSES for d in view.disputes)
         self.check(
             dispute_selectors.dispute_open_for_payment_intent(payment_intent_id=run.pi_id) == open_at_stripe,
             "final: dispute open flag differs from Stripe",
         )
         if view.status == "canceled":
-            self.check(order.payment_status == "canceled", f"final: Stripe canceled, order payment {order.payment_status}")
+            self.check(
+                order.payment_status == "canceled", f"final: Stripe canceled, order payment {order.payment_status}"
+            )
             self.check(order.status == "canceled", f"final: Stripe canceled, order {order.status}")
         self.history.append(
             f"#{run.index} {run.pi_id}: {len(run.log)} steps, stripe={view.status} captured={view.captured} "
@@ -497,7 +535,9 @@ class Walk:
                 fired = sum(f["fired"] for f in self.ls.faults())
                 self.ls.faults_clear()
                 op = name.split("_")[1]
-                self.counts[f"fault {fault[0]} {fault[1]} on {op}: {'fired' if fired else 'not reached (refused first)'}"] += 1
+                self.counts[
+                    f"fault {fault[0]} {fault[1]} on {op}: {'fired' if fired else 'not reached (refused first)'}"
+                ] += 1
                 if fired:
                     self.counts[f"fault fired {fired}x on one {op} (stripe-python retries={run.retries})"] += 1
         self.counts[f"{name}: {outcome}"] += 1
@@ -519,7 +559,9 @@ class Walk:
         self._staff(
             name,
             self._pi_path("capture"),
-            lambda: services.order_payment_capture(order_id=order_id, amount=amount, actor="staff", user_id="cus_staff"),
+            lambda: services.order_payment_capture(
+                order_id=order_id, amount=amount, actor="staff", user_id="cus_staff"
+            ),
             label=f"({amount})",
         )
 
@@ -533,7 +575,9 @@ class Walk:
 
     def step_staff_capture_invalid(self) -> None:
         assert self.view is not None
-        self._capture("staff_capture_invalid", self.rng.choice((0, -5, self.view.authorized + self.rng.randint(1, 500))))
+        self._capture(
+            "staff_capture_invalid", self.rng.choice((0, -5, self.view.authorized + self.rng.randint(1, 500)))
+        )
 
     def _refund(self, name: str, amount: int | None) -> None:
         assert self.run is not None
@@ -613,7 +657,11 @@ class Walk:
         left = self.view.captured - sum(
             r["amount"] for r in self.customer_refunds(self.view) if r["status"] in ("succeeded", "pending")
         )
-        amount = self.rng.randint(1, left) if left > 0 and self.rng.random() < 0.9 else max(left, 0) + self.rng.randint(1, 200)
+        amount = (
+            self.rng.randint(1, left)
+            if left > 0 and self.rng.random() < 0.9
+            else max(left, 0) + self.rng.randint(1, 200)
+        )
         result = self._at_stripe(
             "dashboard_refund", lambda: self.ls.dashboard_refund(self.run.pi_id, amount=amount), label=f"({amount})"
         )
@@ -763,7 +811,9 @@ class Walk:
                 self.ls.faults_clear()
                 self.counts[f"fault {fault} on resume read"] += 1
         self.counts[f"resume ({'pending' if pending else 'nothing pending'})"] += 1
-        self.note(f"resume {how} pending={[r.idempotency_key.rsplit(':', 2)[-2:] for r in pending]} fault={fault} -> {results}")
+        self.note(
+            f"resume {how} pending={[r.idempotency_key.rsplit(':', 2)[-2:] for r in pending]} fault={fault} -> {results}"
+        )
 
     def step_arm_fault(self) -> None:
         run = self.run

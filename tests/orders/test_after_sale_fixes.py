@@ -210,7 +210,9 @@ def test_amount_mismatch_found_by_reconciliation_releases_the_authorization(loca
 
 
 @pytest.mark.django_db
-def test_after_a_mismatch_release_the_shopper_pays_the_new_amount(api_client: Any, localstripe: Any, shop: Shop) -> None:
+def test_after_a_mismatch_release_the_shopper_pays_the_new_amount(
+    api_client: Any, localstripe: Any, shop: Shop
+) -> None:
     """Issue 10 row 7: the next payment session is a fresh PaymentIntent for the new total."""
     paid = _cart_changed_after_paying(localstripe, shop, capture_method="automatic")
     assert complete(api_client, paid.cart_id, paid.payment_intent_id).status_code == 422

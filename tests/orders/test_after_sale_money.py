@@ -42,7 +42,9 @@ def _resume_at_once(settings: Any) -> None:
 def _place(localstripe: Any, shop: Any, *, capture_method: str = "manual", stock: int = 10) -> Order:
     variant = shop.variant(stock=stock)
     paid = pay_cart(localstripe, make_cart(shop, [(variant, 2)]), capture_method=capture_method)
-    order, created = services.order_place(cart_id=paid.cart_id, payment_intent_id=paid.payment_intent_id, actor="customer")
+    order, created = services.order_place(
+        cart_id=paid.cart_id, payment_intent_id=paid.payment_intent_id, actor="customer"
+    )
     assert created
     return order
 
@@ -67,8 +69,10 @@ def _stripe_refunds(order: Order) -> list[dict[str, Any]]:
 
 def _customer_refunded_at_stripe(order: Order) -> int:
     """What Stripe returned to the cardholder: succeeded refunds that are not the release of an authorization."""
-    released = {row.stripe_object_id for row in ledger.ledger_entries(payment_intent_id=order.payment_intent_id)
-                .filter(kind=LedgerEntryKind.VOID)}
+    released = {
+        row.stripe_object_id
+        for row in ledger.ledger_entries(payment_intent_id=order.payment_intent_id).filter(kind=LedgerEntryKind.VOID)
+    }
     return sum(r["amount"] for r in _stripe_refunds(order) if r["status"] == "succeeded" and r["id"] not in released)
 
 
@@ -100,7 +104,9 @@ def test_row1_refund_whose_answer_is_lost_stays_pending_and_the_retry_refunds_on
     localstripe.fault(path=REFUNDS, status=500, when="after", count=ALL_TRIES)
 
     with pytest.raises(services.PaymentOperationPending):
-        services.order_payment_refund(order_id=captured.id, amount=500, actor="staff", expected_version=_totals(captured).entries)
+        services.order_payment_refund(
+            order_id=captured.id, amount=500, actor="staff", expected_version=_totals(captured).entries
+        )
 
     row = LedgerEntry.objects.get(payment_intent_id=captured.payment_intent_id, kind=LedgerEntryKind.REFUND)
     assert row.status == LedgerEntryStatus.PENDING
@@ -110,7 +116,9 @@ def test_row1_refund_whose_answer_is_lost_stays_pending_and_the_retry_refunds_on
 
     # The staff member reloads the page (a new ledger version) and asks again.
     with pytest.raises(ApplicationError) as refused:
-        services.order_payment_refund(order_id=captured.id, amount=500, actor="staff", expected_version=_totals(captured).entries)
+        services.order_payment_refund(
+            order_id=captured.id, amount=500, actor="staff", expected_version=_totals(captured).entries
+        )
     assert refused.value.code == "order_changed"  # the first one completed: look before refunding more
 
     assert [r["amount"] for r in _stripe_refunds(captured)] == [500]
@@ -171,7 +179,9 @@ def test_row1_cancel_with_a_reset_connection_is_finished_by_the_resume(localstri
     order = _reload(placed)
     assert (order.status, order.payment_status, order.fulfillment_status) == ("canceled", "canceled", "canceled")
     assert _totals(placed).voided == placed.total
-    assert LedgerEntry.objects.filter(payment_intent_id=placed.payment_intent_id, kind=LedgerEntryKind.VOID).count() == 1
+    assert (
+        LedgerEntry.objects.filter(payment_intent_id=placed.payment_intent_id, kind=LedgerEntryKind.VOID).count() == 1
+    )
 
 
 def test_row1_a_definite_refusal_still_settles_failed(localstripe, captured):
@@ -180,8 +190,11 @@ def test_row1_a_definite_refusal_still_settles_failed(localstripe, captured):
     with pytest.raises(ApplicationError) as refused:
         services.order_payment_refund(order_id=captured.id, amount=500, actor="staff")
     assert refused.value.code == "card_declined"
-    assert list(LedgerEntry.objects.filter(payment_intent_id=captured.payment_intent_id, kind="refund")
-                .values_list("status", flat=True)) == [LedgerEntryStatus.FAILED]
+    assert list(
+        LedgerEntry.objects.filter(payment_intent_id=captured.payment_intent_id, kind="refund").values_list(
+            "status", flat=True
+        )
+    ) == [LedgerEntryStatus.FAILED]
     assert _totals(captured).pending == 0
 
 
@@ -248,8 +261,13 @@ def test_row2_settle_never_records_a_stripe_object_twice(localstripe, captured):
     refund = localstripe.dashboard_refund(captured.payment_intent_id, amount=250)
     services.order_payment_sync(payment_intent_id=captured.payment_intent_id)  # records refund:{re}
     pending = ledger.LedgerEntryData(
-        payment_intent_id=captured.payment_intent_id, order_id=captured.id, kind=LedgerEntryKind.REFUND, amount=250,
-        currency_code=captured.currency_code, idempotency_key="order:x:refund:v99", status=LedgerEntryStatus.PENDING,
+        payment_intent_id=captured.payment_intent_id,
+        order_id=captured.id,
+        kind=LedgerEntryKind.REFUND,
+        amount=250,
+        currency_code=captured.currency_code,
+        idempotency_key="order:x:refund:v99",
+        status=LedgerEntryStatus.PENDING,
     )
     ledger.ledger_entries_record(entries=[pending])
 
@@ -356,7 +374,10 @@ def test_row11_refund_reason_reaches_stripe(localstripe, captured):
     """Row 11: the refund reason is sent to Stripe (fraudulent informs Radar)."""
     services.order_payment_refund(order_id=captured.id, amount=100, refund_reason="fraudulent", actor="staff")
     assert _stripe_refunds(captured)[0]["reason"] == "fraudulent"
-    assert LedgerEntry.objects.get(kind="refund", payment_intent_id=captured.payment_intent_id).refund_reason == "fraudulent"
+    assert (
+        LedgerEntry.objects.get(kind="refund", payment_intent_id=captured.payment_intent_id).refund_reason
+        == "fraudulent"
+    )
 
 
 def test_row11_lost_dispute_shows_the_withdrawn_funds_and_blocks_refunds(localstripe, captured):
@@ -385,6 +406,9 @@ def test_row11_won_dispute_reinstates_the_funds_even_when_its_events_were_lost(l
 
     services.order_payment_sync(payment_intent_id=captured.payment_intent_id)
 
-    assert LedgerEntry.objects.filter(payment_intent_id=captured.payment_intent_id, kind__startswith="dispute").count() == 2
+    assert (
+        LedgerEntry.objects.filter(payment_intent_id=captured.payment_intent_id, kind__startswith="dispute").count()
+        == 2
+    )
     assert _totals(captured).disputed == 0
     assert _reload(captured).payment_status == "captured"

@@ -45,9 +45,12 @@ def test_complete_guest_flow_totals_equal_payment_intent(api_client, localstripe
     assert order["id"].startswith("order_")
     assert isinstance(order["display_id"], int)
     # the snapshot adds up to the minor unit
-    assert sum(line["total"] for line in order["items"]) + order["shipping_total"] + (
-        0 if shop.region.tax_inclusive else order["tax_total"] - sum(line["tax_total"] for line in order["items"])
-    ) == order["total"]
+    assert (
+        sum(line["total"] for line in order["items"])
+        + order["shipping_total"]
+        + (0 if shop.region.tax_inclusive else order["tax_total"] - sum(line["tax_total"] for line in order["items"]))
+        == order["total"]
+    )
     assert order["subtotal"] == sum(line["subtotal"] for line in order["items"])
     assert [(line["variant_id"], line["quantity"]) for line in order["items"]] == [(a.id, 2), (b.id, 3)]
     assert order["shipping_method"]["option_id"] == shop.shipping_option.id
@@ -106,7 +109,9 @@ def test_complete_other_customers_cart_is_404(api_client, localstripe, shop, cus
     assert not Order.objects.exists()
 
 
-def test_complete_again_returns_same_order_with_200(api_client, paid_cart, mailoutbox, django_capture_on_commit_callbacks):
+def test_complete_again_returns_same_order_with_200(
+    api_client, paid_cart, mailoutbox, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         first = complete(api_client, paid_cart.cart_id, paid_cart.payment_intent_id)
     with django_capture_on_commit_callbacks(execute=True):
@@ -226,7 +231,11 @@ def test_complete_paid_cart_that_expired_since_still_places_its_order(api_client
 
     assert response.status_code == 201, response.content
     order = response.json()["order"]
-    assert (order["cart_id"], order["total"], order["payment_status"]) == (paid_cart.cart_id, paid_cart.total, "authorized")
+    assert (order["cart_id"], order["total"], order["payment_status"]) == (
+        paid_cart.cart_id,
+        paid_cart.total,
+        "authorized",
+    )
 
 
 def test_complete_unpaid_expired_cart_is_410_and_stays_expired(api_client, localstripe, shop):
@@ -248,7 +257,10 @@ def test_complete_validates_body(api_client, paid_cart):
     response = api_client.post(f"/store/carts/{paid_cart.cart_id}/complete", {}, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "payment_intent_id"
-    assert api_client.post("/store/carts/cart_nope/complete", {"payment_intent_id": "pi_x"}, format="json").status_code == 404
+    assert (
+        api_client.post("/store/carts/cart_nope/complete", {"payment_intent_id": "pi_x"}, format="json").status_code
+        == 404
+    )
 
 
 def test_complete_while_completing_is_409_then_completable_after_timeout(api_client, paid_cart, settings):
@@ -258,7 +270,10 @@ def test_complete_while_completing_is_409_then_completable_after_timeout(api_cli
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "cart_completing"
     # a cart write is refused while completing
-    assert api_client.post(f"/store/carts/{paid_cart.cart_id}", {"email": "x@example.com"}, format="json").status_code == 409
+    assert (
+        api_client.post(f"/store/carts/{paid_cart.cart_id}", {"email": "x@example.com"}, format="json").status_code
+        == 409
+    )
 
     # the process that marked it died: after the timeout the cart is completable again
     stuck = timezone.now() - settings.CART_COMPLETING_TIMEOUT - timedelta(seconds=1)
@@ -395,7 +410,10 @@ def test_full_guest_flow_through_the_store_api(api_client, localstripe, shop):
         {"region_id": shop.region.id, "email": "ada@example.com", "items": [{"variant_id": variant.id, "quantity": 2}]},
         format="json",
     ).json()["cart"]
-    assert api_client.post(f"/store/carts/{cart['id']}", {"shipping_address": ADDRESS_US}, format="json").status_code == 200
+    assert (
+        api_client.post(f"/store/carts/{cart['id']}", {"shipping_address": ADDRESS_US}, format="json").status_code
+        == 200
+    )
     cart = api_client.post(
         f"/store/carts/{cart['id']}/shipping-methods", {"option_id": shop.shipping_option.id}, format="json"
     ).json()["cart"]

@@ -95,7 +95,10 @@ def test_confirmation_tax_exclusive_shows_line_totals_before_tax(api_client, loc
     assert '<td align="right">$29.00</td></tr>' in html.split("<tfoot>")[0]  # the line
     assert with_tax_line not in html and "$36.98" in html and "(included)" not in html
     # the ship-to block is laid out for the country (common.addresses)
-    assert "Ships to:\n  Ada Lovelace\n  1 Loom Street\n  Springfield 12345\n  United States of America\n\nWe will" in message.body
+    assert (
+        "Ships to:\n  Ada Lovelace\n  1 Loom Street\n  Springfield 12345\n  United States of America\n\nWe will"
+        in message.body
+    )
 
 
 @pytest.mark.django_db
@@ -145,7 +148,9 @@ def test_shipped_email_has_carrier_tracking_number_and_url_and_is_sent_once(
 
 
 @pytest.mark.django_db
-def test_shipped_email_without_tracking_url_has_no_link(api_client, localstripe, shop, mailoutbox, django_capture_on_commit_callbacks):
+def test_shipped_email_without_tracking_url_has_no_link(
+    api_client, localstripe, shop, mailoutbox, django_capture_on_commit_callbacks
+):
     order = _place(api_client, localstripe, shop)
     with django_capture_on_commit_callbacks(execute=True):
         _ship(order)
@@ -161,7 +166,9 @@ def test_ship_refuses_a_tracking_url_that_is_not_http(api_client, localstripe, s
     order = _place(api_client, localstripe, shop)
     fulfillment.order_fulfil(order_id=order.pk)
     with pytest.raises(ValidationError):
-        fulfillment.order_ship(order_id=order.pk, carrier="DHL", tracking_number="1", tracking_url="javascript:alert(1)")
+        fulfillment.order_ship(
+            order_id=order.pk, carrier="DHL", tracking_number="1", tracking_url="javascript:alert(1)"
+        )
     assert not OrderNotification.objects.exists()
 
 
@@ -295,8 +302,13 @@ def test_dashboard_refund_emailed_once_under_webhook_replay(
 def test_a_pending_refund_sends_nothing_until_it_succeeds(mailoutbox, django_capture_on_commit_callbacks):
     order = OrderFactory(payment_status="captured")
     LedgerEntry.objects.create(
-        payment_intent_id=order.payment_intent_id, order_id=order.pk, kind=LedgerEntryKind.REFUND,
-        status=LedgerEntryStatus.PENDING, amount=500, currency_code="usd", idempotency_key="refund:re_slow",
+        payment_intent_id=order.payment_intent_id,
+        order_id=order.pk,
+        kind=LedgerEntryKind.REFUND,
+        status=LedgerEntryStatus.PENDING,
+        amount=500,
+        currency_code="usd",
+        idempotency_key="refund:re_slow",
         stripe_object_id="re_slow",
     )
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
@@ -343,7 +355,9 @@ def test_broker_down_at_commit_leaves_the_row_for_the_resend_sweep(mailoutbox, b
 
 
 @pytest.mark.django_db
-def test_a_failing_send_releases_the_claim_and_the_retry_sends_once(mailoutbox, settings, django_capture_on_commit_callbacks):
+def test_a_failing_send_releases_the_claim_and_the_retry_sends_once(
+    mailoutbox, settings, django_capture_on_commit_callbacks
+):
     order = OrderFactory()
     with django_capture_on_commit_callbacks(execute=False):
         key = _owe_delivered(order)

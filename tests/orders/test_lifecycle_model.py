@@ -113,7 +113,9 @@ def placed_order(localstripe: Any, shop: Any) -> Any:
     from tests.orders.conftest import make_cart, pay_cart
 
     paid = pay_cart(localstripe, make_cart(shop, [(shop.variant(stock=10), 1)]))
-    order, created = services.order_place(cart_id=paid.cart_id, payment_intent_id=paid.payment_intent_id, actor="customer")
+    order, created = services.order_place(
+        cart_id=paid.cart_id, payment_intent_id=paid.payment_intent_id, actor="customer"
+    )
     assert created
     return order
 

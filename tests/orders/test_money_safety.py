@@ -52,11 +52,18 @@ def test_automatic_capture_out_of_stock_refunds_and_the_shopper_can_pay_again(ap
     response = complete(api_client, cart_id, first_pi)
 
     assert response.status_code == 409
-    assert (response.json()["error"]["code"], response.json()["error"]["param"]) == ("insufficient_inventory", variant.id)
+    assert (response.json()["error"]["code"], response.json()["error"]["param"]) == (
+        "insufficient_inventory",
+        variant.id,
+    )
     charge = gateway.payment_intent_retrieve(id=first_pi)["latest_charge"]
     assert charge["amount_refunded"] == total
     incident = CheckoutIncident.objects.get()
-    assert (incident.kind, incident.resolution, incident.amount) == ("insufficient_inventory", "payment_refunded", total)
+    assert (incident.kind, incident.resolution, incident.amount) == (
+        "insufficient_inventory",
+        "payment_refunded",
+        total,
+    )
     retired = PaymentSession.objects.get(payment_intent_id=first_pi)
     assert (retired.is_active, retired.status) == (False, PaymentSessionStatus.CANCELED)
     assert not Order.objects.exists()
@@ -117,7 +124,9 @@ def two_variant_order(localstripe, shop):
     tracked = shop.variant(stock=10)
     untracked = shop.variant(stock=4, manage_inventory=False)
     paid = pay_cart(localstripe, make_cart(shop, [(tracked, 3), (untracked, 2)]))
-    order, created = services.order_place(cart_id=paid.cart_id, payment_intent_id=paid.payment_intent_id, actor="customer")
+    order, created = services.order_place(
+        cart_id=paid.cart_id, payment_intent_id=paid.payment_intent_id, actor="customer"
+    )
     assert created
     assert StockLevel.objects.get(variant=tracked).on_hand == 7
     return order, tracked, untracked
@@ -135,7 +144,11 @@ def test_staff_cancel_before_fulfillment_restocks_tracked_variants_once(two_vari
         order_id=order.id, actor="staff", user_id="cus_staff", reason="customer asked", expected_version=version
     )
 
-    assert (canceled.status, canceled.payment_status, canceled.fulfillment_status) == ("canceled", "canceled", "canceled")
+    assert (canceled.status, canceled.payment_status, canceled.fulfillment_status) == (
+        "canceled",
+        "canceled",
+        "canceled",
+    )
     assert gateway.payment_intent_retrieve(id=order.payment_intent_id)["status"] == "canceled"
     assert _on_hand(tracked) == 10  # the 3 units are back
     assert _on_hand(untracked) == 4  # not managed: never taken, never given back

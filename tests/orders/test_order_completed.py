@@ -48,7 +48,10 @@ def test_the_rule_delivered_and_settled():
                 status=OrderStatus.PENDING, payment_status=payment_status, fulfillment_status=fulfillment_status
             )
             expected = fulfillment_status == FulfillmentStatus.DELIVERED and payment_status in {
-                "partially_captured", "captured", "partially_refunded", "refunded"
+                "partially_captured",
+                "captured",
+                "partially_refunded",
+                "refunded",
             }
             assert order_completable(order=order) is expected, (payment_status, fulfillment_status)
     assert SETTLED_PAYMENT_STATUSES.isdisjoint({"not_paid", "requires_action", "authorized", "canceled"})

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.django_db
 def placed(localstripe, shop):
     variant = shop.variant(stock=10)
     paid = pay_cart(localstripe, make_cart(shop, [(variant, 2)]))
-    order, created = services.order_place(cart_id=paid.cart_id, payment_intent_id=paid.payment_intent_id, actor="customer")
+    order, created = services.order_place(
+        cart_id=paid.cart_id, payment_intent_id=paid.payment_intent_id, actor="customer"
+    )
     assert created
     return order
 
@@ -107,10 +109,14 @@ def test_refund_partial_then_rest_and_double_submit(placed):
     services.order_payment_capture(order_id=placed.id, amount=None, actor="staff")
     version = _version(placed)
 
-    order = services.order_payment_refund(order_id=placed.id, amount=1000, reason="damaged", actor="staff", expected_version=version)
+    order = services.order_payment_refund(
+        order_id=placed.id, amount=1000, reason="damaged", actor="staff", expected_version=version
+    )
     assert order.payment_status == "partially_refunded"
     # the same form submitted twice refunds once
-    services.order_payment_refund(order_id=placed.id, amount=1000, reason="damaged", actor="staff", expected_version=version)
+    services.order_payment_refund(
+        order_id=placed.id, amount=1000, reason="damaged", actor="staff", expected_version=version
+    )
     assert _totals(order).refunded == 1000
     charge = gateway.payment_intent_retrieve(id=placed.payment_intent_id)["latest_charge"]
     assert charge["amount_refunded"] == 1000
@@ -151,7 +157,9 @@ def test_cancel_releases_authorization_and_cancels_order(placed):
 def test_sync_records_capture_and_refund_made_outside(placed):
     """Captured and refunded in the Stripe dashboard: webhooks/reconciliation bring the order in line."""
     gateway.payment_intent_capture(id=placed.payment_intent_id, idempotency_key="dashboard:capture")
-    refund = gateway.refund_create(payment_intent=placed.payment_intent_id, amount=300, idempotency_key="dashboard:refund")
+    refund = gateway.refund_create(
+        payment_intent=placed.payment_intent_id, amount=300, idempotency_key="dashboard:refund"
+    )
 
     order = services.order_payment_sync(payment_intent_id=placed.payment_intent_id, actor="stripe")
     again = services.order_payment_sync(payment_intent_id=placed.payment_intent_id, actor="stripe")
@@ -160,7 +168,9 @@ def test_sync_records_capture_and_refund_made_outside(placed):
     totals = _totals(order)
     assert (totals.captured, totals.refunded) == (placed.total, 300)
     charge_id = gateway.latest_charge_id(gateway.payment_intent_retrieve(id=placed.payment_intent_id))
-    keys = set(LedgerEntry.objects.filter(payment_intent_id=placed.payment_intent_id).values_list("idempotency_key", flat=True))
+    keys = set(
+        LedgerEntry.objects.filter(payment_intent_id=placed.payment_intent_id).values_list("idempotency_key", flat=True)
+    )
     assert keys == {
         f"pi:{placed.payment_intent_id}:authorization",
         f"charge:{charge_id}:capture",
@@ -179,7 +189,9 @@ def test_order_transition_table(placed):
         services.order_transition(order_id=placed.id, field="fulfillment_status", target="delivered", actor="staff")
     assert (exc.value.code, exc.value.http_status, exc.value.param) == ("invalid_transition", 409, "fulfillment_status")
     for target in ("fulfilled", "shipped", "delivered"):
-        services.order_transition(order_id=placed.id, field="fulfillment_status", target=target, actor="staff", user_id="cus_x")
+        services.order_transition(
+            order_id=placed.id, field="fulfillment_status", target=target, actor="staff", user_id="cus_x"
+        )
     services.order_transition(order_id=placed.id, field="status", target="completed", actor="staff")
     services.order_transition(order_id=placed.id, field="status", target="archived", actor="staff")
     with pytest.raises(ApplicationError):
@@ -199,4 +211,3 @@ def test_order_transition_table(placed):
         ("status", "pending", "completed"),
         ("status", "completed", "archived"),
     ]
-

@@ -43,4 +43,3 @@ def test_repeat_complete_query_count(api_client, paid_cart, django_assert_num_qu
     complete(api_client, paid_cart.cart_id, paid_cart.payment_intent_id)
     with django_assert_num_queries(7):
         assert complete(api_client, paid_cart.cart_id, paid_cart.payment_intent_id).status_code == 200
-

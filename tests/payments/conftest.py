@@ -59,8 +59,12 @@ class Shop:
 
     def cart(self, *items: tuple[Any, int], email: str = "ada@example.com", token: str | None = None) -> dict[str, Any]:
         headers = bearer(token)
-        cart_id = create_cart(self.client, self.region.id, [(v.id, q) for v, q in items], token=token, email=email)["id"]
-        response = self.client.post(f"/store/carts/{cart_id}", {"shipping_address": ADDRESS_US}, format="json", **headers)
+        cart_id = create_cart(self.client, self.region.id, [(v.id, q) for v, q in items], token=token, email=email)[
+            "id"
+        ]
+        response = self.client.post(
+            f"/store/carts/{cart_id}", {"shipping_address": ADDRESS_US}, format="json", **headers
+        )
         assert response.status_code == 200, response.content
         response = self.client.post(
             f"/store/carts/{cart_id}/shipping-methods", {"option_id": self.option.id}, format="json", **headers
@@ -70,7 +74,10 @@ class Shop:
 
     def pay(self, cart_id: str, *, token: str | None = None, **body: Any) -> Any:
         return self.client.post(
-            f"/store/carts/{cart_id}/payment-sessions", {"provider_id": "stripe", **body}, format="json", **bearer(token)
+            f"/store/carts/{cart_id}/payment-sessions",
+            {"provider_id": "stripe", **body},
+            format="json",
+            **bearer(token),
         )
 
 

@@ -66,7 +66,10 @@ def signed_delivery(client: Client, event: dict[str, Any]) -> int:
     ts = int(time.time())
     signature = hmac.new(WEBHOOK_SECRET.encode(), f"{ts}.".encode() + payload, hashlib.sha256).hexdigest()
     response = client.generic(
-        "POST", "/webhooks/stripe", payload, content_type="application/json",
+        "POST",
+        "/webhooks/stripe",
+        payload,
+        content_type="application/json",
         headers={"Stripe-Signature": f"t={ts},v1={signature}"},
     )
     return response.status_code

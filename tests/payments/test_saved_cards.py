@@ -61,7 +61,11 @@ def test_saved_card_full_flow(shop, fake_stripe, ada, bob, django_capture_on_com
     assert listed.status_code == 200
     [card] = listed.json()["payment_methods"]
     assert card == {
-        "id": confirmed["payment_method"], "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2034
+        "id": confirmed["payment_method"],
+        "brand": "visa",
+        "last4": "4242",
+        "exp_month": 12,
+        "exp_year": 2034,
     }
     bob_user, bob_token = bob
     assert _list(shop, bob_token).json() == {"payment_methods": []}

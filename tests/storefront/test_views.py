@@ -81,4 +81,3 @@ def test_storefront_pages_carry_the_country_codes_not_names(client):
 @pytest.mark.parametrize("path", ["/account", "/account/sign-in", "/account/register", "/account/orders/order_01abc"])
 def test_storefront_account_pages_refuse_post(client, path):
     assert client.post(path).status_code == 405
-

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db
 
 def _dispute(status: str, **changes: Any) -> dict[str, Any]:
     obj = stripe_example("dispute")
-    obj.update(id="dp_test_1", charge="ch_test_1", payment_intent="pi_test_1", amount=2175, currency="usd", status=status)
+    obj.update(
+        id="dp_test_1", charge="ch_test_1", payment_intent="pi_test_1", amount=2175, currency="usd", status=status
+    )
     obj.update(changes)
     return obj
 

@@ -44,11 +44,17 @@ def test_e2e_automatic_capture_order_created_by_webhook(delivered_to_live_server
 
     wait_for(
         lambda: WebhookEvent.objects.filter(
-            type="payment_intent.succeeded", payment_intent_id=paid.payment_intent_id, status=WebhookEventStatus.PROCESSED
+            type="payment_intent.succeeded",
+            payment_intent_id=paid.payment_intent_id,
+            status=WebhookEventStatus.PROCESSED,
         ).exists()
     )
     order = Order.objects.get(cart_id=paid.cart_id)
-    assert (order.payment_status, order.total, order.payment_intent_id) == ("captured", paid.total, paid.payment_intent_id)
+    assert (order.payment_status, order.total, order.payment_intent_id) == (
+        "captured",
+        paid.total,
+        paid.payment_intent_id,
+    )
     row = WebhookEvent.objects.get(type="payment_intent.succeeded", payment_intent_id=paid.payment_intent_id)
     assert row.status == WebhookEventStatus.PROCESSED
     assert row.last_error.startswith("order_created")
@@ -66,7 +72,9 @@ def test_e2e_manual_capture_then_succeeded_updates_order(delivered_to_live_serve
     delivered_to_live_server.request("POST", f"/v1/payment_intents/{paid.payment_intent_id}/capture", {})
     wait_for(
         lambda: WebhookEvent.objects.filter(
-            type="payment_intent.succeeded", payment_intent_id=paid.payment_intent_id, status=WebhookEventStatus.PROCESSED
+            type="payment_intent.succeeded",
+            payment_intent_id=paid.payment_intent_id,
+            status=WebhookEventStatus.PROCESSED,
         ).exists()
     )
     assert Order.objects.get(cart_id=paid.cart_id).payment_status == "captured"
@@ -77,7 +85,9 @@ def test_e2e_manual_capture_then_succeeded_updates_order(delivered_to_live_serve
     # is processed first after the capture records it; the ledger has the capture once.
 
     def captured_notes() -> int:
-        notes = WebhookEvent.objects.filter(payment_intent_id=paid.payment_intent_id).values_list("last_error", flat=True)
+        notes = WebhookEvent.objects.filter(payment_intent_id=paid.payment_intent_id).values_list(
+            "last_error", flat=True
+        )
         return sum("authorized->captured" in (note or "") for note in notes)
 
     wait_for(lambda: captured_notes() >= 1)

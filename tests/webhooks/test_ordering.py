@@ -83,18 +83,26 @@ def lifecycle(localstripe: Any, shop: Any):  # noqa: ANN201 - a generator of (st
     yield paid, [_refund_event(localstripe, refund, "refund.created"), build_event("charge.refunded", charge())]
 
     rest = localstripe.request("POST", "/v1/refunds", {"payment_intent": pi, "amount": paid.total - PARTIAL_REFUND})
-    yield paid, [
-        _refund_event(localstripe, rest, "refund.created"),
-        _refund_event(localstripe, rest, "charge.refund.updated"),
-        build_event("charge.refunded", charge()),
-    ]
+    yield (
+        paid,
+        [
+            _refund_event(localstripe, rest, "refund.created"),
+            _refund_event(localstripe, rest, "charge.refund.updated"),
+            build_event("charge.refunded", charge()),
+        ],
+    )
 
     current = intent()
-    yield paid, [
-        _dispute_event(current, "charge.dispute.created"),
-        _dispute_event(current, "charge.dispute.funds_withdrawn", balance_transactions=[{"amount": -current["amount"]}]),
-        _dispute_event(current, "charge.dispute.updated", status="under_review"),
-    ]
+    yield (
+        paid,
+        [
+            _dispute_event(current, "charge.dispute.created"),
+            _dispute_event(
+                current, "charge.dispute.funds_withdrawn", balance_transactions=[{"amount": -current["amount"]}]
+            ),
+            _dispute_event(current, "charge.dispute.updated", status="under_review"),
+        ],
+    )
 
 
 def process(client: Any, capture: Any, events: list[dict[str, Any]]) -> None:

@@ -83,7 +83,11 @@ def test_orphan_authorization_is_canceled_by_the_webhook(localstripe, send, capl
     assert gateway.payment_intent_retrieve(id=paid.payment_intent_id)["status"] == "requires_capture"  # untouched
     assert Order.objects.get() == order
     order.refresh_from_db()
-    assert (order.payment_intent_id, order.payment_status, order.status) == (paid.payment_intent_id, "authorized", "pending")
+    assert (order.payment_intent_id, order.payment_status, order.status) == (
+        paid.payment_intent_id,
+        "authorized",
+        "pending",
+    )
     incident = CheckoutIncident.objects.get()
     assert (incident.kind, incident.cart_id, incident.payment_intent_id, incident.resolution, incident.amount) == (
         "orphan_payment",
@@ -92,7 +96,9 @@ def test_orphan_authorization_is_canceled_by_the_webhook(localstripe, send, capl
         "payment_canceled",
         paid.total,
     )
-    keys = set(LedgerEntry.objects.filter(payment_intent_id=orphan["id"]).values_list("idempotency_key", "kind", "order_id"))
+    keys = set(
+        LedgerEntry.objects.filter(payment_intent_id=orphan["id"]).values_list("idempotency_key", "kind", "order_id")
+    )
     assert keys == {
         (f"pi:{orphan['id']}:authorization", "authorization", ""),
         (f"pi:{orphan['id']}:cancel:orphan", "void", ""),  # the claim row, keyed like the Stripe call

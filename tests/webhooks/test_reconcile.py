@@ -68,7 +68,10 @@ def test_reconcile_order_lagging_stripe_is_synced(localstripe):
     localstripe.request("POST", "/v1/refunds", {"payment_intent": paid.payment_intent_id, "amount": 500})
 
     out, _ = run()
-    assert f"fixed: order_updated {paid.payment_intent_id} order={order.id} payment_status=authorized->partially_refunded" in out
+    assert (
+        f"fixed: order_updated {paid.payment_intent_id} order={order.id} payment_status=authorized->partially_refunded"
+        in out
+    )
     order.refresh_from_db()
     totals = ledger.ledger_totals(payment_intent_id=paid.payment_intent_id)
     assert (order.payment_status, totals.captured, totals.refunded) == ("partially_refunded", paid.total, 500)
@@ -116,7 +119,9 @@ def test_reconcile_unfulfillable_payment_released_once(localstripe):
     assert (incident.payment_intent_id, incident.resolution) == (second.payment_intent_id, "payment_canceled")
     intent = localstripe.request("GET", f"/v1/payment_intents/{second.payment_intent_id}")
     assert intent["status"] == "canceled"
-    assert PaymentSession.objects.get(payment_intent_id=second.payment_intent_id).status == PaymentSessionStatus.CANCELED
+    assert (
+        PaymentSession.objects.get(payment_intent_id=second.payment_intent_id).status == PaymentSessionStatus.CANCELED
+    )
 
     before = snapshot()
     assert "nothing to fix" in run()[0]

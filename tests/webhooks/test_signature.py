@@ -33,7 +33,9 @@ def _assert_rejected(response: Any) -> None:
     assert WebhookEvent.objects.count() == 0
 
 
-def test_signature_valid_event_stored_and_enqueued_on_commit(raw_client, webhook_secret, django_capture_on_commit_callbacks):
+def test_signature_valid_event_stored_and_enqueued_on_commit(
+    raw_client, webhook_secret, django_capture_on_commit_callbacks
+):
     event = _event()
     # a client_secret would be redacted before storing (test_inbox.py); without one, the bytes are kept
     event["data"]["object"]["source"].pop("client_secret", None)

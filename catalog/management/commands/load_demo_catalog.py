@@ -207,7 +207,12 @@ class Command(BaseCommand):
         for name, currency, countries, bps, inclusive, shipping in REGIONS:
             region, _ = Region.objects.update_or_create(
                 name=name,
-                defaults={"currency_code": currency, "countries": countries, "tax_rate_bps": bps, "tax_inclusive": inclusive},
+                defaults={
+                    "currency_code": currency,
+                    "countries": countries,
+                    "tax_rate_bps": bps,
+                    "tax_inclusive": inclusive,
+                },
             )
             for option_name, amount in shipping:
                 ShippingOption.objects.update_or_create(region=region, name=option_name, defaults={"amount": amount})
@@ -228,7 +233,12 @@ class Command(BaseCommand):
             for sku, vtitle, stock, managed, backorder, prices in variants:
                 variant, _ = Variant.objects.update_or_create(
                     sku=sku,
-                    defaults={"product": product, "title": vtitle, "manage_inventory": managed, "allow_backorder": backorder},
+                    defaults={
+                        "product": product,
+                        "title": vtitle,
+                        "manage_inventory": managed,
+                        "allow_backorder": backorder,
+                    },
                 )
                 StockLevel.objects.update_or_create(variant=variant, defaults={"on_hand": stock})
                 for currency, amount in prices.items():

@@ -134,7 +134,11 @@ def _catalog() -> Catalog:
         for code, region in regions.items()
     }
     prices: dict[str, list[tuple[Variant, int]]] = {}
-    for price in Price.objects.select_related("variant__product").filter(currency_code__in=list(regions)).order_by("variant__sku"):
+    for price in (
+        Price.objects.select_related("variant__product")
+        .filter(currency_code__in=list(regions))
+        .order_by("variant__sku")
+    ):
         prices.setdefault(price.currency_code, []).append((price.variant, price.amount))
     return Catalog(regions=regions, shipping=shipping, prices=prices)
 
@@ -190,7 +194,14 @@ class Generator:
         return email, address, customer
 
     def _cart(  # type: ignore[no-untyped-def]
-        self, *, currency: str, at: datetime, status: str, email: str, address: dict[str, Any] | None, customer: User | None
+        self,
+        *,
+        currency: str,
+        at: datetime,
+        status: str,
+        email: str,
+        address: dict[str, Any] | None,
+        customer: User | None,
     ):
         region = self.catalog.regions[currency]
         options = self.catalog.shipping[currency]
@@ -263,7 +274,16 @@ class Generator:
         self.batch.add(attempt, at)
 
     def _ledger(
-        self, *, order: Order, kind: str, amount: int, at: datetime, key: str, actor: str, obj: str = "", reason: str = ""
+        self,
+        *,
+        order: Order,
+        kind: str,
+        amount: int,
+        at: datetime,
+        key: str,
+        actor: str,
+        obj: str = "",
+        reason: str = "",
     ) -> None:
         self.batch.add(
             LedgerEntry(
@@ -309,12 +329,14 @@ class Generator:
                 [
                     "ProviderUnavailable: The payment provider is unavailable. Please retry.",
                     "PermanentEventError: paid_without_order: cart cart_demo has no session for this PaymentIntent.",
-                    "OperationalError: could not obtain lock on row in relation \"orders_order\"",
+                    'OperationalError: could not obtain lock on row in relation "orders_order"',
                 ]
             )
         else:
             # mostly well under a second or two; sometimes a retry (tens of seconds) or a backlog (minutes)
-            lag = self.rng.choice([self.rng.uniform(0.05, 1.5)] * 8 + [self.rng.uniform(2, 40), self.rng.uniform(60, 600)])
+            lag = self.rng.choice(
+                [self.rng.uniform(0.05, 1.5)] * 8 + [self.rng.uniform(2, 40), self.rng.uniform(60, 600)]
+            )
             status, attempts, failed, error = "processed", 1 if lag < 30 else 2, None, ""
             processed = received + timedelta(seconds=lag)
         self.batch.add(
@@ -349,8 +371,12 @@ class Generator:
         )
         session = self._session(cart=cart, at=placed, status=PaymentSessionStatus.AUTHORIZED, amount=totals.total)
         pi = session.payment_intent_id or ""
-        self._attempt(session=session, at=placed, outcome=PaymentAttemptOutcome.SUCCEEDED,
-                      key=payment_attempts.attempt_key_succeeded(payment_intent_id=pi))
+        self._attempt(
+            session=session,
+            at=placed,
+            outcome=PaymentAttemptOutcome.SUCCEEDED,
+            key=payment_attempts.attempt_key_succeeded(payment_intent_id=pi),
+        )
         order = Order(
             display_id=self.display_id,
             cart=cart,
@@ -449,7 +475,9 @@ class Generator:
             currency=currency, at=at, status=status, email=email, address=address, customer=customer
         )
         session = self._session(cart=cart, at=at, status=PaymentSessionStatus.FAILED, amount=totals.total)
-        key = payment_attempts.attempt_key_declined(payment_intent_id=session.payment_intent_id or "", failure_id=_id("ch"))
+        key = payment_attempts.attempt_key_declined(
+            payment_intent_id=session.payment_intent_id or "", failure_id=_id("ch")
+        )
         self._attempt(session=session, at=at, outcome=PaymentAttemptOutcome.DECLINED, key=key, code="card_declined")
         intent = {
             "id": session.payment_intent_id,
@@ -477,7 +505,9 @@ class Generator:
             customer=customer,
         )
         if with_address and self.rng.random() < 0.5:  # reached the payment step, never paid
-            unfinished = PaymentSessionStatus.REQUIRES_ACTION if self.rng.random() < 0.2 else PaymentSessionStatus.PENDING
+            unfinished = (
+                PaymentSessionStatus.REQUIRES_ACTION if self.rng.random() < 0.2 else PaymentSessionStatus.PENDING
+            )
             session = self._session(cart=cart, at=at, status=unfinished, amount=totals.total)
             if unfinished == PaymentSessionStatus.REQUIRES_ACTION:
                 key = payment_attempts.attempt_key_requires_action(payment_intent_id=session.payment_intent_id or "")
@@ -486,12 +516,22 @@ class Generator:
 
     def write(self) -> None:
         WebhookEvent = apps.get_model("webhooks", "WebhookEvent")
-        for model in (Cart, LineItem, PaymentSession, PaymentAttempt, Order, OrderLine, LedgerEntry, OrderEvent, Dispute, WebhookEvent):
+        for model in (
+            Cart,
+            LineItem,
+            PaymentSession,
+            PaymentAttempt,
+            Order,
+            OrderLine,
+            LedgerEntry,
+            OrderEvent,
+            Dispute,
+            WebhookEvent,
+        ):
             _write(model, self.batch.rows.get(model, []))
         top = self.display_id - 1
         OrderCounter.objects.get_or_create(name=ORDER_COUNTER, defaults={"value": top})
         OrderCounter.objects.filter(name=ORDER_COUNTER, value__lt=top).update(value=top)
-
 
 
 class OrderStory:
@@ -506,7 +546,9 @@ class OrderStory:
         self.amounts = {"authorized": 0, "captured": 0, "voided": 0, "refunded": 0}
         self.captured = 0
 
-    def _money(self, *, at: datetime, actor: str, target: str, event_type: str, delta: dict[str, int], **extra: Any) -> None:
+    def _money(
+        self, *, at: datetime, actor: str, target: str, event_type: str, delta: dict[str, int], **extra: Any
+    ) -> None:
         """Money moved: a payment_status_changed event (or ``event_type`` when the status stays)."""
         order = self.order
         before = dict(self.amounts)
@@ -524,7 +566,9 @@ class OrderStory:
         self.gen._event(order=self.order, type=f"{field}_changed", at=at, actor=Actor.STAFF, payload=payload)
         setattr(self.order, field, target)
 
-    def _ledger(self, *, kind: str, amount: int, at: datetime, key: str, actor: str = Actor.STAFF, **extra: str) -> None:
+    def _ledger(
+        self, *, kind: str, amount: int, at: datetime, key: str, actor: str = Actor.STAFF, **extra: str
+    ) -> None:
         self.gen._ledger(order=self.order, kind=kind, amount=amount, at=at, key=key, actor=actor, **extra)
 
     def _webhook(self, type: str, at: datetime, **obj: Any) -> None:
@@ -532,8 +576,14 @@ class OrderStory:
 
     def _intent(self, status: str, **extra: Any) -> dict[str, Any]:
         order = self.order
-        return {"id": self.pi, "object": "payment_intent", "amount": order.total, "currency": order.currency_code,
-                "status": status, **extra}
+        return {
+            "id": self.pi,
+            "object": "payment_intent",
+            "amount": order.total,
+            "currency": order.currency_code,
+            "status": status,
+            **extra,
+        }
 
     def placed(self, *, at: datetime, cart_id: str, lines: int) -> None:
         order = self.order
@@ -547,12 +597,16 @@ class OrderStory:
         }
         self.gen._event(order=order, type="order_placed", at=at, actor=Actor.CUSTOMER, payload=payload)
         key = ledger.key_authorization(payment_intent_id=self.pi)
-        self._ledger(kind=LedgerEntryKind.AUTHORIZATION, amount=order.total, at=at, key=key, actor=Actor.STRIPE, obj=self.charge)
+        self._ledger(
+            kind=LedgerEntryKind.AUTHORIZATION, amount=order.total, at=at, key=key, actor=Actor.STRIPE, obj=self.charge
+        )
         self._money(
             at=at, actor=Actor.STRIPE, target=PaymentStatus.AUTHORIZED, event_type="", delta={"authorized": order.total}
         )
         notice = at + timedelta(seconds=5)
-        self.gen._event(order=order, type="confirmation_sent", at=notice, actor=Actor.SYSTEM, payload={"to": "customer"})
+        self.gen._event(
+            order=order, type="confirmation_sent", at=notice, actor=Actor.SYSTEM, payload={"to": "customer"}
+        )
         self._webhook("payment_intent.amount_capturable_updated", at, **self._intent("requires_capture"))
 
     def cancel(self, *, at: datetime) -> None:
@@ -560,8 +614,12 @@ class OrderStory:
         key = ledger.key_operation(order_id=order.id, op="cancel", version=1)
         self._ledger(kind=LedgerEntryKind.VOID, amount=order.total, at=at, key=key, reason=reason)
         self._money(
-            at=at, actor=Actor.STAFF, target=PaymentStatus.CANCELED, event_type="payment_canceled",
-            delta={"voided": order.total}, reason=reason,
+            at=at,
+            actor=Actor.STAFF,
+            target=PaymentStatus.CANCELED,
+            event_type="payment_canceled",
+            delta={"voided": order.total},
+            reason=reason,
         )
         self._status(at=at, field="status", target=OrderStatus.CANCELED, reason=reason)
         self._status(at=at, field="fulfillment_status", target=FulfillmentStatus.CANCELED, reason=reason)
@@ -578,13 +636,23 @@ class OrderStory:
         target = PaymentStatus.PARTIALLY_CAPTURED if rest else PaymentStatus.CAPTURED
         extra = {"reason": reason} if reason else {}
         self._money(
-            at=at, actor=Actor.STAFF, target=target, event_type="payment_captured",
-            delta={"captured": amount, "voided": rest}, charge_id=self.charge, **extra,
+            at=at,
+            actor=Actor.STAFF,
+            target=target,
+            event_type="payment_captured",
+            delta={"captured": amount, "voided": rest},
+            charge_id=self.charge,
+            **extra,
         )
         self.captured = amount
         self._webhook("payment_intent.succeeded", at, **self._intent("succeeded", amount_received=amount))
         self._webhook(
-            "charge.captured", at, id=self.charge, object="charge", payment_intent=self.pi, amount_captured=amount,
+            "charge.captured",
+            at,
+            id=self.charge,
+            object="charge",
+            payment_intent=self.pi,
+            amount_captured=amount,
             currency=order.currency_code,
         )
 
@@ -603,7 +671,9 @@ class OrderStory:
             self._status(at=moment, field="fulfillment_status", target=target, reason="")
             if target == FulfillmentStatus.SHIPPED:
                 shipment = {"carrier": rng.choice(CARRIERS), "tracking_number": f"1Z{rng.randrange(10**9, 10**10)}"}
-                self.gen._event(order=self.order, type="shipment_recorded", at=moment, actor=Actor.STAFF, payload=shipment)
+                self.gen._event(
+                    order=self.order, type="shipment_recorded", at=moment, actor=Actor.STAFF, payload=shipment
+                )
         if self.order.fulfillment_status == FulfillmentStatus.DELIVERED:
             self._status(at=moment, field="status", target=OrderStatus.COMPLETED, reason="delivered")
         return moment
@@ -614,20 +684,33 @@ class OrderStory:
         reasons = ["requested_by_customer: damaged in transit", "requested_by_customer: wrong colour", "duplicate"]
         reason = "requested_by_customer" if full else rng.choice(reasons)
         refund = _id("re")
-        version = len([1 for model, _ in self.gen.batch.rows.get(LedgerEntry, []) if getattr(model, "order_id", None) == order.id])
+        version = len(
+            [1 for model, _ in self.gen.batch.rows.get(LedgerEntry, []) if getattr(model, "order_id", None) == order.id]
+        )
         key = ledger.key_operation(order_id=order.id, op="refund", version=version)
         self._ledger(kind=LedgerEntryKind.REFUND, amount=amount, at=at, key=key, obj=refund, reason=reason)
         target = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
         self._money(
-            at=at, actor=Actor.STAFF, target=target, event_type="payment_refunded", delta={"refunded": amount},
-            reason=reason, refund_id=refund,
+            at=at,
+            actor=Actor.STAFF,
+            target=target,
+            event_type="payment_refunded",
+            delta={"refunded": amount},
+            reason=reason,
+            refund_id=refund,
         )
         self._webhook(
-            "charge.refunded", at, id=self.charge, object="charge", payment_intent=self.pi, amount_refunded=amount,
+            "charge.refunded",
+            at,
+            id=self.charge,
+            object="charge",
+            payment_intent=self.pi,
+            amount_refunded=amount,
             currency=order.currency_code,
         )
-        self._webhook("refund.created", at, id=refund, object="refund", payment_intent=self.pi, amount=amount,
-                      status="succeeded")
+        self._webhook(
+            "refund.created", at, id=refund, object="refund", payment_intent=self.pi, amount=amount, status="succeeded"
+        )
         unshipped = (FulfillmentStatus.NOT_FULFILLED, FulfillmentStatus.FULFILLED)
         if full and order.fulfillment_status in unshipped:
             self._status(at=at, field="fulfillment_status", target=FulfillmentStatus.CANCELED, reason="refunded")
@@ -654,17 +737,31 @@ class OrderStory:
             funds_reinstated=status == "won",
         )
         self.gen.batch.add(row, opened)
-        payload = {"dispute_id": dispute_id, "status": status, "is_open": not closed, "amount": amount,
-                   "currency_code": order.currency_code, "reason": reason}
+        payload = {
+            "dispute_id": dispute_id,
+            "status": status,
+            "is_open": not closed,
+            "amount": amount,
+            "currency_code": order.currency_code,
+            "reason": reason,
+        }
         opened_payload = {**payload, "status": "needs_response", "is_open": True}
         self.gen._event(order=order, type="dispute_opened", at=opened, actor=Actor.STRIPE, payload=opened_payload)
         obj = {"id": dispute_id, "object": "dispute", "charge": self.charge, "payment_intent": self.pi}
-        self._webhook("charge.dispute.created", opened, **obj, amount=amount, currency=order.currency_code,
-                      reason=reason, status="needs_response")
+        self._webhook(
+            "charge.dispute.created",
+            opened,
+            **obj,
+            amount=amount,
+            currency=order.currency_code,
+            reason=reason,
+            status="needs_response",
+        )
         if closed:
             at = opened + timedelta(days=5)
             self.gen._event(order=order, type="dispute_closed", at=at, actor=Actor.STRIPE, payload=payload)
             self._webhook("charge.dispute.closed", at, **obj, status=status)
+
 
 def demo_delete() -> dict[str, int]:
     """Delete every row an earlier run wrote (recognised by its demo ids and email domain)."""
@@ -706,7 +803,9 @@ class Command(BaseCommand):
                 deleted = demo_delete()
                 self.stdout.write("Deleted earlier demo rows: " + ", ".join(f"{v} {k}" for k, v in deleted.items()))
             customers = self._customers(options["customers"])
-            gen = Generator(rng=rng, now=timezone.now(), days=max(options["days"], 1), catalog=_catalog(), customers=customers)
+            gen = Generator(
+                rng=rng, now=timezone.now(), days=max(options["days"], 1), catalog=_catalog(), customers=customers
+            )
             orders = max(options["orders"], 0)
             # Orders are generated in placement order, so display ids grow with time as real ones do.
             for placed in sorted(gen._when() for _ in range(orders)):
@@ -738,7 +837,9 @@ class Command(BaseCommand):
             email = f"customer{n + 1}@{DEMO_DOMAIN}"
             user = User.objects.filter(email=email).first()
             if user is None:
-                user = User(email=email, first_name=FIRST_NAMES[n % len(FIRST_NAMES)], last_name=LAST_NAMES[n % len(LAST_NAMES)])
+                user = User(
+                    email=email, first_name=FIRST_NAMES[n % len(FIRST_NAMES)], last_name=LAST_NAMES[n % len(LAST_NAMES)]
+                )
                 user.set_unusable_password()
                 user.save()
             users.append(user)

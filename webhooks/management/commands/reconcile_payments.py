@@ -23,7 +23,10 @@ class Command(BaseCommand):
             "--window-hours", type=int, default=None, help="Look at sessions created this many hours back."
         )
         parser.add_argument(
-            "--grace-seconds", type=int, default=None, help="Leave sessions younger than this alone (in-flight checkouts)."
+            "--grace-seconds",
+            type=int,
+            default=None,
+            help="Leave sessions younger than this alone (in-flight checkouts).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -169,8 +169,39 @@ class FixedWindowThrottle(SimpleRateThrottle):
         return None if self._wait is None else float(max(math.ceil(self._wait), 1))
 
 
+class _OnceLog:
+    """Logs one warning per process, the first time it is asked to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.done = False
+
+    def warn(self, message: str, *args: object) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.done = True
+        logger.warning(message, *args)
+
+
+proxy_unconfigured_log = _OnceLog()
+
+
 class ClientIpThrottle(FixedWindowThrottle):
-    """Keyed on the client IP (``NUM_PROXIES`` decides which X-Forwarded-For entry is the client)."""
+    """Keyed on the client IP (``NUM_PROXIES`` decides which X-Forwarded-For entry is the client).
+
+    ``DJANGO_NUM_PROXIES=0`` (the default) keys on the TCP peer: behind a load balancer that is
+    the balancer, and every shopper shares one per-IP limit (600 payment sessions a minute = 10
+    checkouts a second for the whole shop). A request that arrives with ``X-Forwarded-For`` while
+    ``NUM_PROXIES`` is 0 logs ``throttle.proxy_unconfigured`` once per process."""
 
     def ident(self, request: Any, view: Any) -> str | None:
+        if api_settings.NUM_PROXIES == 0 and "HTTP_X_FORWARDED_FOR" in request.META:
+            proxy_unconfigured_log.warn(
+                "throttle.proxy_unconfigured scope=%s remote_addr=%s: requests carry X-Forwarded-For but "
+                "DJANGO_NUM_PROXIES=0, so every client behind the proxy shares one per-IP limit; set "
+                "DJANGO_NUM_PROXIES to the number of proxies in front of the app",
+                self.scope,
+                request.META.get("REMOTE_ADDR", ""),
+            )
         return self.get_ident(request)

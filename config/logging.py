@@ -31,6 +31,7 @@ stripe-python's DEBUG lines (whole request/response bodies) are never emitted.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import structlog
@@ -91,6 +92,10 @@ def configure_structlog() -> None:
     )
 
 
+def _at_least_info(level: str) -> str:
+    return "INFO" if logging.getLevelName(level.upper()) < logging.INFO else level.upper()
+
+
 def build_logging(*, fmt: str, level: str) -> dict[str, Any]:
     """The ``LOGGING`` dict: one stream handler on the root logger; every other logger propagates to it."""
     configure_structlog()
@@ -111,7 +116,8 @@ def build_logging(*, fmt: str, level: str) -> dict[str, Any]:
             "gunicorn.access": {**through_root, "level": "INFO"},
             # Celery's (config/celery.py: the worker does not install its own handlers)
             "celery": {**through_root, "level": level.upper()},
-            # stripe-python logs whole request/response bodies (client secrets) at DEBUG: never emit them.
-            "stripe": {**through_root, "level": "INFO"},
+            # stripe-python logs one INFO line per API call and whole request/response bodies (client
+            # secrets) at DEBUG: it follows LOG_LEVEL (quiet at WARNING) but never goes below INFO.
+            "stripe": {**through_root, "level": _at_least_info(level)},
         },
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.config
 import os
 import subprocess
 import sys
@@ -239,3 +240,24 @@ def test_webhook_processing_lines_carry_the_stripe_event_id(raw_client, webhook_
         assert line["stripe_event_id"] == event["id"]
         assert line["payment_intent_id"] == paid.payment_intent_id
         assert line["request_id"] == "stripe-delivery-1"  # the delivery's request, carried in the task headers
+
+
+@pytest.mark.parametrize(("level", "logged"), [("WARNING", False), ("INFO", True), ("DEBUG", True)])
+def test_stripe_call_lines_follow_log_level_and_never_debug(level, logged, localstripe, capsys):  # noqa: F811
+    """stripe-python logs one INFO line per API call: quiet at LOG_LEVEL=WARNING; its DEBUG lines
+    (whole request and response bodies) stay off even at LOG_LEVEL=DEBUG."""
+    from django.conf import settings
+
+    from payments import gateway
+
+    logging.config.dictConfig(build_logging(fmt="json", level=level))
+    try:
+        gateway.customer_create(
+            email="log-level@example.org", metadata={}, idempotency_key=f"test-log-level-{uuid.uuid4().hex}"
+        )
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    stripe_lines = [line for line in lines if line.get("logger") == "stripe"]
+    assert bool(stripe_lines) is logged, lines
+    assert all(line["level"] != "debug" for line in stripe_lines)

@@ -144,3 +144,51 @@ def test_login_email_throttle_without_cache_still_caps_guessing(api_client, rate
 
     assert statuses == [401, 401, 429]
     assert cache_errors(TokenEmailThrottle.scope) - before >= 3
+
+
+@pytest.fixture
+def num_proxies(settings):
+    def set_num_proxies(value: int) -> None:
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": value}
+
+    throttling.proxy_unconfigured_log.done = False
+    yield set_num_proxies
+    throttling.proxy_unconfigured_log.done = False
+
+
+def test_behind_an_unconfigured_proxy_shoppers_share_one_limit_and_it_is_logged_once(
+    api_client, region_usd, rates, num_proxies, caplog
+):
+    rates(cart_create="2/min")
+    num_proxies(0)
+    balancer = {"REMOTE_ADDR": "10.0.0.2"}
+
+    with caplog.at_level(logging.WARNING, logger="common.throttling"):
+        statuses = [
+            create_cart(api_client, region_usd, HTTP_X_FORWARDED_FOR=shopper, **balancer).status_code
+            for shopper in ("198.51.100.1", "198.51.100.2", "198.51.100.3")
+        ]
+
+    assert statuses == [201, 201, 429]  # three shoppers, one limit: the balancer's address
+    warnings = [r.getMessage() for r in caplog.records if "throttle.proxy_unconfigured" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "DJANGO_NUM_PROXIES" in warnings[0] and "10.0.0.2" in warnings[0]
+
+
+def test_with_num_proxies_set_each_shopper_behind_the_proxy_has_their_own_limit(
+    api_client, region_usd, rates, num_proxies, caplog
+):
+    rates(cart_create="2/min")
+    num_proxies(1)
+    balancer = {"REMOTE_ADDR": "10.0.0.2"}
+
+    def create(shopper: str) -> int:
+        return create_cart(api_client, region_usd, HTTP_X_FORWARDED_FOR=shopper, **balancer).status_code
+
+    with caplog.at_level(logging.WARNING, logger="common.throttling"):
+        first = [create("198.51.100.1") for _ in range(3)]
+        second = [create("198.51.100.2") for _ in range(2)]
+
+    assert first == [201, 201, 429]
+    assert second == [201, 201]
+    assert not [r for r in caplog.records if "throttle.proxy_unconfigured" in r.getMessage()]

@@ -1,7 +1,7 @@
 """The staff back office for orders (issue 6).
 
 Orders are read-only here: every change goes through a service, from an intermediate
-confirmation page (``orders/admin_views.py``) guarded by a custom permission of ``Order``:
+confirmation page (``orders/views.py``) guarded by a custom permission of ``Order``:
 ``capture_payment``, ``cancel_payment``, ``refund_payment``, ``fulfil_order``. Staff without
 one do not see its button, and get 403 if they post its form anyway.
 
@@ -21,9 +21,10 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from backoffice import selectors, views
 from common.addresses import address_lines
 from common.money import format_money
-from orders import admin_views, selectors_admin
+from orders import expiry
 from orders.models import CheckoutIncident, Order, PaymentStatus
 from payments.models import LedgerEntryStatus
 
@@ -80,9 +81,9 @@ class DisputeOpenFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
         if self.value() == "open":
-            return queryset.filter(selectors_admin.orders_with_open_dispute_filter(open_dispute=True))
+            return queryset.filter(selectors.orders_with_open_dispute_filter(open_dispute=True))
         if self.value() == "none":
-            return queryset.filter(selectors_admin.orders_with_open_dispute_filter(open_dispute=False))
+            return queryset.filter(selectors.orders_with_open_dispute_filter(open_dispute=False))
         return queryset
 
 
@@ -103,7 +104,7 @@ class AuthorizationFilter(admin.SimpleListFilter):
         if self.value() == "expiring":
             return awaiting.filter(
                 authorization_expires_at__gt=now,  # type: ignore[misc]  # annotated by orders_awaiting_capture
-                authorization_expires_at__lte=now + selectors_admin.EXPIRY_WARNING_WINDOW,
+                authorization_expires_at__lte=now + expiry.EXPIRY_WARNING_WINDOW,
             )
         if self.value() == "expired":
             return awaiting.filter(authorization_expires_at__lte=now)  # type: ignore[misc]  # annotated by orders_awaiting_capture
@@ -164,7 +165,7 @@ class OrderAdmin(ReadOnlyAdmin):
         css = {"all": ["orders/admin.css"]}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
-        return selectors_admin.order_admin_queryset()
+        return selectors.order_admin_queryset()
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Order], search_term: str
@@ -235,7 +236,7 @@ class OrderAdmin(ReadOnlyAdmin):
         if left.total_seconds() <= 0:
             return badge("", "expired", "bad")
         hours = int(left.total_seconds() // 3600)
-        if left <= selectors_admin.EXPIRY_WARNING_WINDOW:
+        if left <= expiry.EXPIRY_WARNING_WINDOW:
             return badge("", f"{hours} h left" if hours else "< 1 h left", "bad")
         return badge("", f"{hours // 24} d {hours % 24} h left", "info")
 
@@ -248,16 +249,16 @@ class OrderAdmin(ReadOnlyAdmin):
             *[
                 path(
                     f"<path:object_id>/{name}/",
-                    view(admin_views.make_action_view(name, self)),
+                    view(views.make_action_view(name, self)),
                     name=f"orders_order_{name}",
                 )
-                for name in admin_views.ACTIONS
+                for name in views.ACTIONS
             ],
         ]
         return urls + super().get_urls()
 
     def dashboard(self, request: HttpRequest) -> HttpResponse:
-        return admin_views.dashboard_view(request, model_admin=self)
+        return views.dashboard_view(request, model_admin=self)
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
@@ -271,7 +272,7 @@ class OrderAdmin(ReadOnlyAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         context = dict(extra_context or {})
         context["dashboard_url"] = reverse("admin:orders_order_dashboard")
-        context["expiring_count"] = selectors_admin.orders_authorization_expiring().count()
+        context["expiring_count"] = expiry.orders_authorization_expiring().count()
         return super().changelist_view(request, extra_context=context)
 
 
@@ -315,7 +316,7 @@ def event_details(payload: dict[str, Any], currency: str) -> list[str]:
 
 
 def order_page_context(*, request: HttpRequest, order: Order) -> dict[str, Any]:
-    page = selectors_admin.order_page(order=order)
+    page = selectors.order_page(order=order)
     money = page.money
     cur = order.currency_code
 
@@ -344,7 +345,7 @@ def order_page_context(*, request: HttpRequest, order: Order) -> dict[str, Any]:
     payment_rows += [("Capturable now", fm(money.capturable)), ("Refundable now", fm(money.refundable))]
 
     def who(row: Any) -> str:
-        return selectors_admin.actor_display(actor=row.actor, user_id=row.actor_user_id, names=page.user_names)
+        return selectors.actor_display(actor=row.actor, user_id=row.actor_user_id, names=page.user_names)
 
     return {
         "ck_order": order,
@@ -391,7 +392,7 @@ def order_page_context(*, request: HttpRequest, order: Order) -> dict[str, Any]:
             }
             for event in reversed(page.events)
         ],
-        "ck_actions": admin_views.action_buttons(request=request, order=order, money=money),
+        "ck_actions": views.action_buttons(request=request, order=order, money=money),
         "ck_webhooks_url": reverse("admin:webhooks_webhookevent_changelist") + f"?q={order.payment_intent_id}",
     }
 

@@ -6,7 +6,7 @@ failed (dead-lettered) or processed event back in the queue. Replaying needs the
 ``webhooks.change_webhookevent`` permission; everything else is view-only.
 
 This module also plugs the inbox's backlog and lag into the analytics dashboard
-(``orders.dashboard``), so orders never imports webhooks.
+(``backoffice.dashboard``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from backoffice import dashboard
 from common.errors import ApplicationError
-from orders import dashboard
 from webhooks import selectors_dashboard, services
 from webhooks.models import WebhookEvent, WebhookEventStatus
 

@@ -1,6 +1,6 @@
 """The admin analytics dashboard: a period, the figures for it, and what the page draws.
 
-``dashboard_build`` runs a fixed number of aggregate queries (``orders.selectors_dashboard``,
+``dashboard_build`` runs a fixed number of aggregate queries (``backoffice.selectors_dashboard``,
 plus the sections other apps plug in) and returns ``DashboardData``: the raw figures (ints in
 minor units per currency, counts, durations) for tests and the table, and ``sections`` for the
 template. ``chart_payload`` turns the sections' charts into the JSON the page's Chart.js code
@@ -21,8 +21,8 @@ from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils import timezone
 
+from backoffice import selectors_dashboard as q
 from common.money import currency_exponent, format_money, round_half_up_div
-from orders import selectors_dashboard as q
 
 DEFAULT_DAYS = 30
 PRESETS = (7, 30, 90)

@@ -1,4 +1,4 @@
-"""Analytics reads for the admin dashboard (backoffice/dashboard.py). All aggregation happens in SQL.
+"""Analytics reads for the admin dashboard (backoffice/dashboard). All aggregation happens in SQL.
 
 Each function is one query (a GROUP BY with conditional aggregates) over a half-open period
 ``[start, end)``; none loops over orders in Python. Money is summed per currency in minor

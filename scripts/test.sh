@@ -17,6 +17,6 @@ unset REDIS_URL CELERY_BROKER_URL STRIPE_API_BASE
 .venv/bin/ruff check --quiet . || { echo "ruff check failed: fix the findings above (.venv/bin/ruff check --fix fixes many)"; exit 1; }
 .venv/bin/ruff format --check --quiet . || { echo "ruff format --check failed: run .venv/bin/ruff format ."; exit 1; }
 # Types (pyproject.toml [tool.mypy], django-stubs, djangorestframework-stubs): the product apps.
-.venv/bin/mypy carts catalog common customers orders payments webhooks storefront config \
+.venv/bin/mypy carts catalog common customers orders payments webhooks backoffice storefront config \
   || { echo "mypy failed: fix the type errors above"; exit 1; }
 exec .venv/bin/python -m pytest "$@"

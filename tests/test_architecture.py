@@ -3,7 +3,9 @@
 Every ``import`` in a product app, at module level or inside a function, is read with ``ast``:
 
 * an app imports only the apps below it: ``common`` <- ``catalog``, ``customers`` <- ``payments``
-  <- ``carts`` <- ``orders`` <- ``webhooks`` (``payments`` never imports ``orders``);
+  <- ``carts`` <- ``orders`` <- ``webhooks`` <- ``backoffice`` (``payments`` never imports ``orders``);
+* ``backoffice`` (the staff back office) is the top layer: it may import every domain app, and no
+  product app imports it;
 * product code never imports ``devtools``, ``tests`` or localstripe (GPL, a dev tool);
 * no module imports another module's underscore names (a package's internal API is public names).
 """
@@ -26,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "carts": {"common", "catalog", "customers", "payments"},
     "orders": {"common", "catalog", "customers", "payments", "carts"},
     "webhooks": {"common", "catalog", "customers", "payments", "carts", "orders"},
+    "backoffice": {"common", "catalog", "customers", "payments", "carts", "orders", "webhooks"},
     "storefront": {"common"},
 }
 # Known, documented exceptions: (importing file, imported app) -> why.
@@ -88,3 +91,18 @@ def test_the_check_catches_an_upward_and_a_private_import(tmp_path, monkeypatch)
     assert any("imports orders.services.core (payments may import only" in v for v in found), found
     assert any("private names ['_secret']" in v for v in found), found
     assert any("never imports devtools" in v for v in found), found
+
+
+def test_no_product_app_imports_the_back_office(tmp_path, monkeypatch):
+    """backoffice is the top layer: orders (or webhooks) importing it, even lazily, is reported."""
+    for app in ("orders", "webhooks"):
+        fake = tmp_path / app
+        fake.mkdir()
+        (fake / "bad.py").write_text("def f():\n    from backoffice import dashboard\n")
+    (tmp_path / "backoffice").mkdir()
+    (tmp_path / "backoffice" / "fine.py").write_text("from orders import services\nfrom webhooks import services\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    for app in ("orders", "webhooks"):
+        found = _violations(app)
+        assert any(f"imports backoffice ({app} may import only" in v for v in found), found
+    assert _violations("backoffice") == []

@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "payments",
     "orders",
     "webhooks",
+    # The staff back office: the top layer, after the domain apps it imports (docs/architecture.md).
+    "backoffice",
     "storefront",
     "django_prometheus",
 ]

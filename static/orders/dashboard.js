@@ -1,5 +1,5 @@
 /* Draws the admin analytics dashboard's charts with Chart.js (static/vendor/chartjs).
- * The data comes from the page (json_script "ck-chart-data", built by orders.dashboard.chart_payload).
+ * The data comes from the page (json_script "ck-chart-data", built by backoffice.dashboard.chart_payload).
  * Money arrives in integer minor units with its currency exponent; it is scaled here for display only. */
 (function () {
   "use strict";

@@ -8,7 +8,7 @@ import pytest
 from django.contrib import admin
 from django.test import Client
 
-from orders.templatetags.admin_index import admin_index_sections
+from backoffice.templatetags.admin_index import admin_index_sections
 from tests.admin.conftest import grant
 from tests.factories import UserFactory
 

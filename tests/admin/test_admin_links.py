@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from orders.admin_forms import amount_input
+from backoffice.forms import amount_input
 from orders.models import Order
 from payments import ledger
 from tests.admin.conftest import messages_of

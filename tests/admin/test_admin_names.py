@@ -7,9 +7,9 @@ import re
 import pytest
 from django.utils.html import escape
 
+from backoffice.forms import amount_input
 from catalog.models import Region
 from customers.selectors import users_display_names
-from orders.admin_forms import amount_input
 from orders.models import CheckoutIncident, OrderEvent
 from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus
 from tests.admin.conftest import grant, order_url

@@ -13,9 +13,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
+from backoffice import dashboard
 from carts.models import Cart, LineItem
 from common.money import round_half_up_div
-from orders import dashboard
 from orders.models import Order
 from payments.models import LedgerEntry, PaymentAttempt
 from tests.factories import CartFactory, LineItemFactory, RegionFactory

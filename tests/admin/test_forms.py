@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orders.admin_forms import amount_input, parse_amount
+from backoffice.forms import amount_input, parse_amount
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from backoffice.forms import amount_input
 from common.money import format_money
-from orders.admin_forms import amount_input
 from orders.models import Order, OrderEvent, PaymentStatus
 from payments import gateway, ledger
 from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus

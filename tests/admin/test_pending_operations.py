@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from backoffice.forms import amount_input
 from orders import services
-from orders.admin_forms import amount_input
 from payments import gateway
 from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus
 from tests.admin.conftest import messages_of, order_url

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from orders.admin_forms import amount_input
+from backoffice.forms import amount_input
 from orders.models import Order, PaymentStatus
 from payments.models import LedgerEntry, LedgerEntryKind
 from tests.admin.conftest import MONEY_PERMISSIONS, action_url, ledger_version, order_url

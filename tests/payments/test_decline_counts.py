@@ -22,7 +22,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from orders import dashboard
+from backoffice import dashboard
 from tests.factories import UserFactory, VariantFactory
 from tests.helpers import DECLINED_AT_ATTACH, DECLINED_AT_CONFIRM, THREE_D_SECURE, VISA
 from tests.plugins.localstripe import LocalStripeError

@@ -1,4 +1,4 @@
-"""Analytics reads for the admin dashboard (orders/dashboard.py). All aggregation happens in SQL.
+"""Analytics reads for the admin dashboard (backoffice/dashboard). All aggregation happens in SQL.
 
 Each function is one query (a GROUP BY with conditional aggregates) over a half-open period
 ``[start, end)``; none loops over orders in Python. Money is summed per currency in minor
@@ -28,8 +28,8 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Sum, Valu
 from django.db.models.functions import Coalesce, TruncDate
 
 from carts.models import Cart, CartStatus, LineItem
+from orders.expiry import EXPIRY_WARNING_WINDOW, orders_awaiting_capture
 from orders.models import Order, OrderStatus, PaymentStatus
-from orders.selectors_admin import EXPIRY_WARNING_WINDOW, orders_awaiting_capture
 from payments import selectors as payment_selectors
 from payments.models import LedgerEntry, LedgerEntryKind, LedgerEntryStatus, PaymentAttemptOutcome
 

@@ -1,4 +1,4 @@
-"""Forms of the staff confirmation pages (orders/admin_views.py).
+"""Forms of the staff confirmation pages (backoffice/views.py).
 
 Staff type amounts in major units, as printed on the order page ("12.00", "¥1,200",
 "1.250"); ``parse_amount`` turns that text into integer minor units exactly (string

@@ -5,14 +5,12 @@ event's page, POST + CSRF) calls ``webhooks.services.webhook_event_replay``, whi
 failed (dead-lettered) or processed event back in the queue. Replaying needs the
 ``webhooks.change_webhookevent`` permission; everything else is view-only.
 
-This module also plugs the inbox's backlog and lag into the analytics dashboard
-(``orders.dashboard``), so orders never imports webhooks.
+The inbox's backlog and lag on the analytics dashboard: ``backoffice/dashboard/inbox.py``.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
@@ -23,8 +21,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from backoffice.dashboard.presenters import duration
 from common.errors import ApplicationError
-from orders import dashboard
 from webhooks import selectors_dashboard, services
 from webhooks.models import WebhookEvent, WebhookEventStatus
 
@@ -145,7 +143,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def lag(self, obj: WebhookEvent) -> str:
         if obj.processed_at is None or obj.received_at is None:
             return "–"
-        return dashboard.duration(obj.processed_at - obj.received_at)
+        return duration(obj.processed_at - obj.received_at)
 
     @admin.display(description="Order")
     def order_link(self, obj: WebhookEvent) -> str:
@@ -219,91 +217,3 @@ class WebhookEventAdmin(admin.ModelAdmin):
         if event is not None:
             context["replay_url"] = reverse("admin:webhooks_webhookevent_replay", args=[object_id])
         return super().change_view(request, object_id, form_url, extra_context=context)
-
-
-# --- Dashboard section ------------------------------------------------------------------------
-
-
-@dashboard.dashboard_section_register
-def webhook_dashboard_section(period: dashboard.Period, now: datetime) -> tuple[str, Any, dashboard.Section]:
-    backlog = selectors_dashboard.webhook_backlog(now=now)
-    stats = selectors_dashboard.webhook_period(start=period.start, end=period.end)
-    by_day = {row.day: row for row in selectors_dashboard.webhook_by_day(start=period.start, end=period.end)}
-    days = period.days()
-    inbox_url = reverse("admin:webhooks_webhookevent_changelist")
-    section = dashboard.Section(
-        key="webhooks",
-        title="Stripe webhooks",
-        description="Backlog: events stored and not yet processed. Lag: time from storing an event to processing it.",
-        cards=[
-            dashboard.Card(
-                "Webhook backlog",
-                str(backlog.pending),
-                f"oldest waiting {dashboard.duration(backlog.oldest_pending_age)}"
-                if backlog.pending
-                else "nothing waiting",
-                "warn" if backlog.pending else "good",
-            ),
-            dashboard.Card(
-                "Dead letters",
-                str(backlog.dead_letters),
-                "failed every attempt: replay from the inbox" if backlog.dead_letters else "none",
-                "bad" if backlog.dead_letters else "good",
-            ),
-            dashboard.Card(
-                "Processing lag (mean)", dashboard.duration(stats.lag_avg), f"max {dashboard.duration(stats.lag_max)}"
-            ),
-            dashboard.Card(
-                "Events received", str(stats.received), f"{stats.processed} processed, {stats.failed} failed"
-            ),
-        ],
-        charts=[
-            dashboard.Chart(
-                id="webhooks",
-                title="Events per day and mean processing lag",
-                type="bar",
-                labels=[day.strftime("%d %b") for day in days],
-                datasets=[
-                    {
-                        "label": "Received",
-                        "data": [by_day[d].received if d in by_day else 0 for d in days],
-                        "kind": "count",
-                    },
-                    {
-                        "label": "Dead-lettered",
-                        "data": [by_day[d].failed if d in by_day else 0 for d in days],
-                        "kind": "count",
-                        "color": "bad",
-                    },
-                    {
-                        "label": "Mean lag (s)",
-                        "data": [
-                            round(lag.total_seconds(), 1) if d in by_day and (lag := by_day[d].lag_avg) else None
-                            for d in days
-                        ],
-                        "kind": "seconds",
-                        "type": "line",
-                        "yAxisID": "y2",
-                        "color": "warn",
-                    },
-                ],
-            )
-        ],
-        tables=[
-            dashboard.Table(
-                headers=["Measure", "Value"],
-                rows=[
-                    ["Waiting or processing now", dashboard.Link(str(backlog.pending), f"{inbox_url}?inbox=pending")],
-                    ["Oldest waiting", dashboard.duration(backlog.oldest_pending_age)],
-                    ["Dead letters now", dashboard.Link(str(backlog.dead_letters), f"{inbox_url}?inbox=dead")],
-                    ["Received in the period", str(stats.received)],
-                    ["Processed", str(stats.processed)],
-                    ["Dead-lettered", str(stats.failed)],
-                    ["Mean processing lag", dashboard.duration(stats.lag_avg)],
-                    ["Max processing lag", dashboard.duration(stats.lag_max)],
-                ],
-                numeric=[1],
-            )
-        ],
-    )
-    return "webhooks", {"backlog": backlog, "period": stats, "by_day": list(by_day.values())}, section

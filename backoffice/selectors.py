@@ -1,4 +1,4 @@
-"""Reads for the staff back office (orders/admin.py): list annotations and the order page.
+"""Reads for the staff back office (backoffice/admin.py): list annotations and the order page.
 
 Everything here is a read. The order page is a fixed number of queries whatever the size of
 the order (lines, ledger rows, disputes and events are one query each).
@@ -8,52 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.db.models import (
-    DateTimeField,
-    Exists,
-    ExpressionWrapper,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Sum,
-    Value,
-)
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from common.actors import Actor
 from customers import selectors as customer_selectors
+from orders.expiry import EXPIRY_WARNING_WINDOW, authorization_expires_at, authorization_expires_expression
 from orders.models import Order, OrderEvent, OrderLine, PaymentStatus
 from payments import ledger
 from payments.models import Dispute, LedgerEntry, LedgerEntryKind, LedgerEntryStatus
-
-# Stripe holds a card authorization for 7 days unless the charge tells us otherwise
-# (``capture_before``); the same rule as orders.services.AUTHORIZATION_VALIDITY.
-AUTHORIZATION_VALIDITY = timedelta(days=7)
-# The list marks, and the beat task warns about, authorizations expiring within this window.
-EXPIRY_WARNING_WINDOW = timedelta(hours=24)
-
-
-def authorization_expires_expression() -> Coalesce:
-    """When the order's authorization lapses: ``capture_before``, else authorized + 7 days (SQL)."""
-    return Coalesce(
-        F("capture_before"),
-        ExpressionWrapper(F("authorized_at") + Value(AUTHORIZATION_VALIDITY), output_field=DateTimeField()),
-        output_field=DateTimeField(),
-    )
-
-
-def authorization_expires_at(*, order: Order) -> datetime | None:
-    """The same rule as :func:`authorization_expires_expression`, for one loaded order."""
-    if order.capture_before is not None:
-        return order.capture_before
-    if order.authorized_at is not None:
-        return order.authorized_at + AUTHORIZATION_VALIDITY
-    return None
 
 
 def dispute_open_expression() -> Exists:
@@ -81,21 +47,6 @@ def order_admin_queryset() -> QuerySet[Order]:
         authorization_expires_at=authorization_expires_expression(),
         has_open_dispute=dispute_open_expression(),
     )
-
-
-def orders_awaiting_capture() -> QuerySet[Order]:
-    """Orders holding an uncaptured authorization, with ``authorization_expires_at``."""
-    return Order.objects.filter(payment_status=PaymentStatus.AUTHORIZED).annotate(
-        authorization_expires_at=authorization_expires_expression()
-    )
-
-
-def orders_authorization_expiring(
-    *, now: datetime | None = None, within: timedelta = EXPIRY_WARNING_WINDOW
-) -> QuerySet[Order]:
-    """Authorizations that lapse within ``within`` from now (or have lapsed and are still uncaptured)."""
-    now = now or timezone.now()
-    return orders_awaiting_capture().filter(authorization_expires_at__lte=now + within)  # type: ignore[misc]  # annotated
 
 
 def orders_with_open_dispute_filter(*, open_dispute: bool) -> Q:

@@ -1,7 +1,7 @@
 """The staff back office for orders (issue 6).
 
 Orders are read-only here: every change goes through a service, from an intermediate
-confirmation page (``orders/admin_views.py``) guarded by a custom permission of ``Order``:
+confirmation page (``orders/views.py``) guarded by a custom permission of ``Order``:
 ``capture_payment``, ``cancel_payment``, ``refund_payment``, ``fulfil_order``. Staff without
 one do not see its button, and get 403 if they post its form anyway.
 
@@ -21,11 +21,11 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from common.addresses import address_lines
+from backoffice import selectors, views
+from backoffice.order_page import order_page_context
 from common.money import format_money
-from orders import admin_views, selectors_admin
+from orders import expiry
 from orders.models import CheckoutIncident, Order, PaymentStatus
-from payments.models import LedgerEntryStatus
 
 _BADGE_TONES = {
     # payment
@@ -80,9 +80,9 @@ class DisputeOpenFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
         if self.value() == "open":
-            return queryset.filter(selectors_admin.orders_with_open_dispute_filter(open_dispute=True))
+            return queryset.filter(selectors.orders_with_open_dispute_filter(open_dispute=True))
         if self.value() == "none":
-            return queryset.filter(selectors_admin.orders_with_open_dispute_filter(open_dispute=False))
+            return queryset.filter(selectors.orders_with_open_dispute_filter(open_dispute=False))
         return queryset
 
 
@@ -103,7 +103,7 @@ class AuthorizationFilter(admin.SimpleListFilter):
         if self.value() == "expiring":
             return awaiting.filter(
                 authorization_expires_at__gt=now,  # type: ignore[misc]  # annotated by orders_awaiting_capture
-                authorization_expires_at__lte=now + selectors_admin.EXPIRY_WARNING_WINDOW,
+                authorization_expires_at__lte=now + expiry.EXPIRY_WARNING_WINDOW,
             )
         if self.value() == "expired":
             return awaiting.filter(authorization_expires_at__lte=now)  # type: ignore[misc]  # annotated by orders_awaiting_capture
@@ -164,7 +164,7 @@ class OrderAdmin(ReadOnlyAdmin):
         css = {"all": ["orders/admin.css"]}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Order]:
-        return selectors_admin.order_admin_queryset()
+        return selectors.order_admin_queryset()
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Order], search_term: str
@@ -235,7 +235,7 @@ class OrderAdmin(ReadOnlyAdmin):
         if left.total_seconds() <= 0:
             return badge("", "expired", "bad")
         hours = int(left.total_seconds() // 3600)
-        if left <= selectors_admin.EXPIRY_WARNING_WINDOW:
+        if left <= expiry.EXPIRY_WARNING_WINDOW:
             return badge("", f"{hours} h left" if hours else "< 1 h left", "bad")
         return badge("", f"{hours // 24} d {hours % 24} h left", "info")
 
@@ -248,16 +248,16 @@ class OrderAdmin(ReadOnlyAdmin):
             *[
                 path(
                     f"<path:object_id>/{name}/",
-                    view(admin_views.make_action_view(name, self)),
+                    view(views.make_action_view(name, self)),
                     name=f"orders_order_{name}",
                 )
-                for name in admin_views.ACTIONS
+                for name in views.ACTIONS
             ],
         ]
         return urls + super().get_urls()
 
     def dashboard(self, request: HttpRequest) -> HttpResponse:
-        return admin_views.dashboard_view(request, model_admin=self)
+        return views.dashboard_view(request, model_admin=self)
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
@@ -271,129 +271,8 @@ class OrderAdmin(ReadOnlyAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         context = dict(extra_context or {})
         context["dashboard_url"] = reverse("admin:orders_order_dashboard")
-        context["expiring_count"] = selectors_admin.orders_authorization_expiring().count()
+        context["expiring_count"] = expiry.orders_authorization_expiring().count()
         return super().changelist_view(request, extra_context=context)
-
-
-# --- Order page context ------------------------------------------------------------------------
-
-_MONEY_KEYS = ("amount", "total", "released", "captured", "refunded")
-_AMOUNT_KINDS = ("authorized", "captured", "voided", "refunded")
-
-
-def address_block(address: dict[str, Any] | None) -> dict[str, Any]:
-    """An order's stored address as the page shows it: its lines laid out for its country, and the phone."""
-    if not isinstance(address, dict):
-        return {"lines": [], "phone": ""}
-    return {"lines": address_lines(address=address), "phone": str(address.get("phone") or "").strip()}
-
-
-def event_details(payload: dict[str, Any], currency: str) -> list[str]:
-    """A few readable lines for one timeline entry (money formatted in the order's currency)."""
-    if not isinstance(payload, dict):
-        return [str(payload)]
-    details: list[str] = []
-    handled = {"field", "from", "to", "amounts_before", "amounts_after", "level", "currency_code"}
-    if "from" in payload and "to" in payload:
-        details.append(f"{payload['from']} → {payload['to']}".replace("_", " "))
-    raw_before, raw_after = payload.get("amounts_before"), payload.get("amounts_after")
-    before: dict[str, Any] = raw_before if isinstance(raw_before, dict) else {}
-    after: dict[str, Any] | None = raw_after if isinstance(raw_after, dict) else None
-    if after is not None:
-        for kind in _AMOUNT_KINDS:
-            old, new = int(before.get(kind) or 0), int(after.get(kind) or 0)
-            if old != new:
-                details.append(f"{kind}: {format_money(old, currency)} → {format_money(new, currency)}")
-    for key, value in payload.items():
-        if key in handled or value in (None, "", [], {}):
-            continue
-        if key in _MONEY_KEYS and isinstance(value, int) and not isinstance(value, bool):
-            value = format_money(value, payload.get("currency_code") or currency)
-        text = str(value)
-        details.append(f"{key.replace('_', ' ')}: {text[:160]}")
-    return details
-
-
-def order_page_context(*, request: HttpRequest, order: Order) -> dict[str, Any]:
-    page = selectors_admin.order_page(order=order)
-    money = page.money
-    cur = order.currency_code
-
-    def fm(amount: int) -> str:
-        return format_money(amount, cur)
-
-    totals_rows = [
-        ("Subtotal", fm(order.subtotal)),
-        (f"Shipping ({order.shipping_name})" if order.shipping_name else "Shipping", fm(order.shipping_total)),
-        (
-            f"Tax {order.tax_rate_bps / 100:g} %{' (included)' if order.tax_inclusive else ''}",
-            fm(order.tax_total),
-        ),
-        ("Total", fm(order.total)),
-    ]
-    payment_rows = [
-        ("Authorized", fm(money.totals.authorized)),
-        ("Captured", fm(money.totals.captured)),
-        ("Released (voided)", fm(money.totals.voided)),
-        ("Refunded", fm(money.totals.refunded)),
-    ]
-    if money.totals.refund_pending:
-        payment_rows.append(("Refund pending", fm(money.totals.refund_pending)))
-    if money.totals.disputed:
-        payment_rows.append(("Withdrawn by disputes", fm(money.totals.disputed)))
-    payment_rows += [("Capturable now", fm(money.capturable)), ("Refundable now", fm(money.refundable))]
-
-    def who(row: Any) -> str:
-        return selectors_admin.actor_display(actor=row.actor, user_id=row.actor_user_id, names=page.user_names)
-
-    return {
-        "ck_order": order,
-        "ck_lines": [
-            {
-                "line": line,
-                "unit_price": fm(line.unit_price),
-                "subtotal": fm(line.subtotal),
-                "tax_total": fm(line.tax_total),
-                "total": fm(line.total),
-            }
-            for line in page.lines
-        ],
-        "ck_totals": totals_rows,
-        "ck_payment": payment_rows,
-        "ck_money": money,
-        "ck_shipping_address": address_block(order.shipping_address),
-        "ck_billing_address": address_block(order.billing_address),
-        "ck_shipment": page.shipment,
-        "ck_ledger": [
-            {
-                "entry": entry,
-                "amount": fm(entry.amount)
-                if entry.currency_code == cur
-                else format_money(entry.amount, entry.currency_code),
-                "by": who(entry),
-            }
-            for entry in page.ledger_entries
-        ],
-        "ck_pending": [
-            {"entry": entry, "amount": fm(entry.amount), "by": who(entry)}
-            for entry in page.ledger_entries
-            if entry.status == LedgerEntryStatus.PENDING and not entry.stripe_object_id
-        ],
-        "ck_disputes": [
-            {"dispute": d, "amount": format_money(d.amount, d.currency_code or cur)} for d in page.disputes
-        ],
-        "ck_events": [
-            {
-                "event": event,
-                "title": event.type.replace("_", " ").capitalize(),
-                "by": who(event),
-                "details": event_details(event.payload, cur),
-            }
-            for event in reversed(page.events)
-        ],
-        "ck_actions": admin_views.action_buttons(request=request, order=order, money=money),
-        "ck_webhooks_url": reverse("admin:webhooks_webhookevent_changelist") + f"?q={order.payment_intent_id}",
-    }
 
 
 @admin.register(CheckoutIncident)

@@ -28,10 +28,12 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from backoffice import dashboard, selectors
+from backoffice import forms as admin_forms
 from common.actors import Actor
 from common.errors import ApplicationError
 from common.money import format_money
-from orders import admin_forms, dashboard, fulfillment, selectors_admin, services
+from orders import fulfillment, services
 from orders.models import FulfillmentStatus, Order, OrderStatus, PaymentStatus
 
 logger = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ class ActionButton:
     danger: bool = False
 
 
-def action_state(*, order: Order, money: selectors_admin.OrderMoney, name: str) -> tuple[bool, str]:
+def action_state(*, order: Order, money: selectors.OrderMoney, name: str) -> tuple[bool, str]:
     """Whether the action applies to the order now, and why not (shown next to a disabled button)."""
     if name == "capture":
         if order.payment_status != PaymentStatus.AUTHORIZED or money.capturable <= 0:
@@ -109,7 +111,7 @@ def action_state(*, order: Order, money: selectors_admin.OrderMoney, name: str) 
     return True, ""
 
 
-def action_buttons(*, request: HttpRequest, order: Order, money: selectors_admin.OrderMoney) -> list[ActionButton]:
+def action_buttons(*, request: HttpRequest, order: Order, money: selectors.OrderMoney) -> list[ActionButton]:
     """The actions this staff member may take (those without the permission are not shown at all)."""
     buttons = []
     for name, spec in ACTIONS.items():
@@ -134,7 +136,7 @@ def action_buttons(*, request: HttpRequest, order: Order, money: selectors_admin
 # --- Performing an action -----------------------------------------------------------------
 
 
-def _perform(*, name: str, order: Order, form: forms.Form, user_id: str, before: selectors_admin.OrderMoney) -> str:
+def _perform(*, name: str, order: Order, form: forms.Form, user_id: str, before: selectors.OrderMoney) -> str:
     """Call the one service of the action; returns the success message. Raises ApplicationError."""
     data: dict[str, Any] = form.cleaned_data
     version = data["ledger_version"]
@@ -189,7 +191,7 @@ def _perform(*, name: str, order: Order, form: forms.Form, user_id: str, before:
     raise Http404(name)  # pragma: no cover - the URLs only route known names
 
 
-def _initial(*, name: str, order: Order, money: selectors_admin.OrderMoney) -> dict[str, Any]:
+def _initial(*, name: str, order: Order, money: selectors.OrderMoney) -> dict[str, Any]:
     initial: dict[str, Any] = {"ledger_version": money.version}
     if name == "capture":
         initial["amount"] = admin_forms.amount_input(money.capturable, order.currency_code)
@@ -208,7 +210,7 @@ def order_action_view(request: HttpRequest, object_id: str, *, name: str, model_
     if order is None:
         raise Http404("No such order.")
     order_url = reverse("admin:orders_order_change", args=[quote(order.pk)])
-    money = selectors_admin.order_money(order=order)
+    money = selectors.order_money(order=order)
     if request.method == "POST":
         form = spec.form_class(request.POST, currency=order.currency_code)  # type: ignore[call-arg]  # _OrderActionForm takes it
         if form.is_valid():

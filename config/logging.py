@@ -93,7 +93,9 @@ def configure_structlog() -> None:
 
 
 def _at_least_info(level: str) -> str:
-    return "INFO" if logging.getLevelName(level.upper()) < logging.INFO else level.upper()
+    """``level``, raised to INFO (an unknown name is left for dictConfig to refuse with its message)."""
+    value = logging.getLevelNamesMapping().get(level.upper())
+    return "INFO" if value is not None and value < logging.INFO else level.upper()
 
 
 def build_logging(*, fmt: str, level: str) -> dict[str, Any]:

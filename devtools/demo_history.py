@@ -3,9 +3,10 @@
     python -m devtools.demo_history --base-url http://127.0.0.1:8000 --stripe-base http://127.0.0.1:8420
 
 ``devtools.demo`` runs it once the server answers ``/health/ready``; it does nothing when the
-demo shoppers exist already. Unlike ``generate_demo_orders`` (bulk rows with fake Stripe ids,
-for volume and screenshots), everything here goes through the product's own paths, so every
-button in the admin works on these orders afterwards:
+demo shoppers exist already. Like ``devtools.demo_orders`` (in its own process, through the
+services, for volume and screenshots), everything here goes through the product's own paths,
+but over HTTP against the demo's server and stand-in, so every button in the admin works on
+these orders afterwards:
 
 * shoppers register over the store API (``POST /store/customers``) and sign in for a token;
 * each order is a real checkout over HTTP: cart, items, addresses, shipping, a card tokenized

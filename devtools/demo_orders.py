@@ -661,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
             # localstripe rejects these real-Stripe parameters (docs/localstripe.md).
             "STRIPE_AUTOMATIC_PAYMENT_METHODS": "false",
             "STRIPE_SEND_SETUP_FUTURE_USAGE": "false",
-            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "ERROR"),  # the progress line, not the services' log lines
         }
     )
     os.environ.setdefault("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")

@@ -7,13 +7,16 @@ dj-stripe's PaymentIntents agree; the timeline moves timestamps and nothing else
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.apps import apps
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 from devtools import demo_orders, timeline
@@ -140,3 +143,27 @@ def test_demo_orders_writes_rows_only_through_the_services() -> None:
         and ast.unparse(node.func) != "os.environ.update"
     ]
     assert writes == []
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_demo_orders_command_line_brings_its_own_stand_in() -> None:
+    """``python -m devtools.demo_orders`` as a developer runs it: its own stand-in, settings from the
+    environment, one summary line (against this test's database, emptied afterwards)."""
+    from orders.models import Order
+    from payments import ledger
+
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    url = f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")} | {"DATABASE_URL": url}
+    command = [sys.executable, "-m", "devtools.demo_orders", "--orders", "3", "--seed", "2", "--customers", "1"]
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, check=False)  # noqa: S603
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Demo history over 30 days: 3 orders" in done.stdout, done.stdout
+    orders = list(Order.objects.all())
+    assert len(orders) == 3
+    for order in orders:
+        assert ledger.ledger_totals(payment_intent_id=order.payment_intent_id).authorized == order.total

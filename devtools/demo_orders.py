@@ -20,7 +20,7 @@ Every order is made the way a real one is, in this process, through the product'
   3-D Secure);
 * Stripe's webhooks for all of it reach a small receiver on 127.0.0.1 and go through the inbox
   service (``webhooks.services``: verify the signature, store, process), as ``/webhooks/stripe``
-  and the worker would; the last few stay waiting (a backlog).
+  and the worker would; those of a checkout in progress this minute stay waiting (a backlog).
 
 Afterwards ``devtools.timeline`` spreads the orders over the last ``--days`` days (busier in the
 evening and on recent days): only timestamps move. Capture, refund and cancel buttons work on
@@ -67,7 +67,6 @@ STREETS = ["Loom", "Mill", "Weaver", "Linen", "Silk"]
 HOURLY_WEIGHTS = [1, 1, 1, 1, 1, 1, 2, 3, 4, 5, 5, 6, 6, 6, 6, 6, 7, 8, 9, 9, 8, 6, 4, 2]  # busier in the evening
 AUTHORIZATION_DAYS = 7  # a card hold lasts 7 days: older orders were captured, canceled or expired
 KEEP_FOR_VISITORS = 10  # a variant this low in stock is left to the people trying the demo
-BACKLOG_EVENTS = 3  # the last deliveries stay waiting in the inbox
 
 
 class DemoError(Exception):
@@ -211,9 +210,6 @@ class Stats:
     def bump(self, key: str, by: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + by
 
-    def get(self, key: str) -> int:
-        return self.counts.get(key, 0)
-
 
 class Generator:
     def __init__(
@@ -234,7 +230,6 @@ class Generator:
         self.shop = _shop()
         self.stories: list[Story] = []
         self.stats = Stats()
-        self.webhooks_waiting = 0
 
     # --- small helpers
 
@@ -270,19 +265,17 @@ class Generator:
         email = customer.email if customer else f"{first}.{last}{self.rng.randint(1, 9999)}@{DEMO_DOMAIN}".lower()
         return email, address, customer
 
-    def webhooks(self, *, keep_waiting: int = 0) -> None:
-        """Stripe's deliveries so far through the inbox: verified, stored, processed (``keep_waiting``
-        of the last ones only stored, as if the worker had not reached them yet)."""
+    def webhooks(self, *, process: bool = True) -> None:
+        """Stripe's deliveries so far through the inbox: verified and stored, then processed as the
+        worker would (``process=False``: left waiting for the worker)."""
         from webhooks import services as webhooks
 
         self.standin.drain()
         deliveries = self.receiver.take()
-        for number, (body, signature) in enumerate(deliveries):
+        for body, signature in deliveries:
             row, created = webhooks.webhook_event_receive(payload=body, sig_header=signature)
-            if created and number < len(deliveries) - keep_waiting:
+            if created and process:
                 webhooks.webhook_event_process(event_id=row.id)
-            elif created:
-                self.webhooks_waiting += 1
         self.stats.bump("webhook_events", len(deliveries))
 
     def cart(self, *, currency: str, email: str, address: dict[str, Any] | None, customer: Any | None) -> str:
@@ -490,6 +483,20 @@ class Generator:
         self.stories.append(story)
         self.stats.bump("abandoned")
 
+    def paying_now(self) -> None:
+        """A shopper at 3-D Secure this minute: Stripe's events about it have not been processed yet
+        (the inbox's backlog, recent as a real one is)."""
+        currency = self.currency()
+        email, address, customer = self.person(currency)
+        story = Story(placed_at=self.now)
+        story.mark(self.now - timedelta(minutes=2))
+        story.cart_id = self.cart(currency=currency, email=email, address=address, customer=customer)
+        story.mark(self.now)
+        self.pay(cart_id=story.cart_id, customer=customer, card=CARD_3DS)
+        self._session_intent(story)
+        self.stories.append(story)
+        self.webhooks(process=False)
+
     def _session_intent(self, story: Story) -> None:
         from payments import selectors as payments
 
@@ -588,6 +595,8 @@ def demo_orders_generate(
     from customers.models import User
     from orders import expiry
     from webhooks import handlers
+    from webhooks import selectors as webhook_selectors
+    from webhooks.models import WebhookEventStatus
 
     secret = webhook_secret or settings.STRIPE_WEBHOOK_SECRET
     if not secret:
@@ -617,18 +626,20 @@ def demo_orders_generate(
             gen.declined()
         for number in range(orders * 2 // 5 if abandoned is None else abandoned):
             gen.abandoned(number)
-        gen.webhooks(keep_waiting=BACKLOG_EVENTS)
+        gen.webhooks()
+        gen.paying_now()
     finally:
         try:
             standin.webhook_unregister()
         finally:
             receiver.close()
     dated = timeline_apply(gen.stories) if timeline else 0
+    waiting = webhook_selectors.webhook_inbox_counts()[WebhookEventStatus.RECEIVED]
     warned = expiry.order_authorizations_expiry_warn()  # what the hourly beat task would have written
     return Summary(
         orders=sum(1 for s in gen.stories if s.order_id),
         stats=dict(gen.stats.counts),
-        webhooks_waiting=gen.webhooks_waiting,
+        webhooks_waiting=waiting,
         warned=warned,
         dated=dated,
         stories=gen.stories,

@@ -165,7 +165,8 @@ class Bench:
                 ).items():
                     self.carts.setdefault((tree.label, name), []).append(result)
                     self.say(f"  {tree.label} {name}: {result.rps:.0f} req/s, {result.errors} errors")
-                self.hot_sku(tree, server.port, fx)
+                if self.args.hot_rounds is None or number <= self.args.hot_rounds:
+                    self.hot_sku(tree, server.port, fx)
             self.say(f"round {number}: {tree.label} stand-in at {self.args.latency_ms} ms per call")
             with served(self.server(tree, "latency")) as server:
                 self.checkout_levels(tree, "latency", server.port, app_fixture(server.port), server)
@@ -208,7 +209,6 @@ class Bench:
 
 
 def _median(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
     return round(statistics.median(values), 4) if values else None
 
 
@@ -237,9 +237,9 @@ def summarize(bench: Bench, sql: dict[str, dict[str, Any]], webhooks: dict[str, 
         done = sum(r.completed for r in instant)
         row["cpu_s_per_checkout"] = round(sum(r.cpu_seconds for r in instant) / done, 4) if done else None
         for name in ("cart_get", "cart_write"):
-            runs = bench.carts.get((label, name), [])
-            row[f"{name}_rps"] = _median([r.rps for r in runs])
-            row[f"{name}_errors"] = sum(r.errors for r in runs)
+            cart_runs = bench.carts.get((label, name), [])
+            row[f"{name}_rps"] = _median([r.rps for r in cart_runs])
+            row[f"{name}_errors"] = sum(r.errors for r in cart_runs)
         row["cart_get_pct_ceiling"] = _pct(row["cart_get_rps"], ceiling.get("ceiling_get"))
         row["cart_write_pct_ceiling"] = _pct(row["cart_write_rps"], ceiling.get("ceiling_post"))
         hot = bench.hot.get(label, [])
@@ -270,46 +270,47 @@ def _ratio(base: Any, current: Any) -> str:
     return "n/a"
 
 
+def _dig(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = data
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
 def table_rows(summary: dict[str, Any], latency_ms: int) -> list[tuple[str, Any, Any, str]]:
     base, cur = summary.get("baseline", {}), summary["current"]
     rows: list[tuple[str, Any, Any, str]] = []
 
-    def add(name: str, get: Callable[[dict[str, Any]], Any], goal: str = "") -> None:
-        def safe(d: dict[str, Any]) -> Any:
-            try:
-                return get(d) if d else None
-            except (KeyError, TypeError):
-                return None
-
-        rows.append((name, safe(base), safe(cur), goal))
+    def add(name: str, path: tuple[str, ...], goal: str = "") -> None:
+        rows.append((name, _dig(base, path), _dig(cur, path), goal))
 
     for mode, label in (("instant", "instant stand-in"), ("latency", f"stand-in {latency_ms} ms/call")):
         for clients in LEVELS:
             goal = ">= 3x baseline" if mode == "instant" else ""
-            add(f"checkouts/s, {clients} clients, {label}", lambda d, k=f"checkouts_per_s_{mode}_{clients}": d[k], goal)
+            add(f"checkouts/s, {clients} clients, {label}", (f"checkouts_per_s_{mode}_{clients}",), goal)
     for step in STEPS:
-        add(
-            f"{step}: p50 / p95 ms ({STEP_LEVEL} clients)",
-            lambda d, s=step: f"{d['steps'][s]['p50_ms']} / {d['steps'][s]['p95_ms']}",
-        )
+        add(f"{step}: p50 ms ({STEP_LEVEL} clients)", ("steps", step, "p50_ms"))
+        add(f"{step}: p95 ms ({STEP_LEVEL} clients)", ("steps", step, "p95_ms"))
     step_goals = {"complete": "<= 25", "payment session": "<= 20"}
     for step in STEPS:
-        add(f"SQL: {step}", lambda d, s=step: d["sql"]["steps"][s], step_goals.get(step, ""))
-    add("SQL: whole checkout (7 steps, idempotency records incl.)", lambda d: d["sql"]["checkout"], "<= 60")
-    add("SQL: cart GET", lambda d: d["sql"]["cart_get"])
-    add("SQL: cart write (add line)", lambda d: d["sql"]["cart_write"], "<= 6")
-    add("CPU-s per checkout (gunicorn master + workers)", lambda d: d["cpu_s_per_checkout"], "<= 0.10")
-    add("cart GET req/s", lambda d: d["cart_get_rps"])
-    add("cart GET, % of ceiling GET", lambda d: d["cart_get_pct_ceiling"], ">= 60 %")
-    add("cart write req/s", lambda d: d["cart_write_rps"])
-    add("cart write, % of ceiling POST", lambda d: d["cart_write_pct_ceiling"], ">= 50 %")
-    add("hot SKU orders/s", lambda d: d["hot_orders_per_s"])
-    add("hot SKU orders placed (all rounds)", lambda d: d["hot_orders"])
-    add("hot SKU oversold", lambda d: d["hot_oversold"], "0")
-    add("webhook acks/s", lambda d: d["webhooks"]["acks_per_s"], ">= 500")
-    add("webhook ack p99 ms", lambda d: d["webhooks"]["ack_p99_ms"], "< 15")
-    add("worker events/s", lambda d: d["webhooks"]["worker_events_per_s"], ">= 100")
-    add("worker lag p99 s", lambda d: d["webhooks"]["lag_p99_s"], "< 2")
+        add(f"SQL: {step}", ("sql", "steps", step), step_goals.get(step, ""))
+    add("SQL: whole checkout (7 steps, idempotency records incl.)", ("sql", "checkout"), "<= 60")
+    add("SQL: cart GET", ("sql", "cart_get"))
+    add("SQL: cart write (add line)", ("sql", "cart_write"), "<= 6")
+    add("CPU-s per checkout (gunicorn master + workers)", ("cpu_s_per_checkout",), "<= 0.10")
+    add("cart GET req/s", ("cart_get_rps",))
+    add("cart GET, % of ceiling GET", ("cart_get_pct_ceiling",), ">= 60 %")
+    add("cart write req/s", ("cart_write_rps",))
+    add("cart write, % of ceiling POST", ("cart_write_pct_ceiling",), ">= 50 %")
+    add("hot SKU orders/s", ("hot_orders_per_s",))
+    add("hot SKU orders placed (all rounds)", ("hot_orders",))
+    add("hot SKU oversold", ("hot_oversold",), "0")
+    add("webhook acks/s", ("webhooks", "acks_per_s"), ">= 500")
+    add("webhook ack p99 ms", ("webhooks", "ack_p99_ms"), "< 15")
+    add("worker events/s", ("webhooks", "worker_events_per_s"), ">= 100")
+    add("worker lag p99 s", ("webhooks", "lag_p99_s"), "< 2")
     return rows
 
 
@@ -332,7 +333,9 @@ def render(summary: dict[str, Any], latency_ms: int) -> str:
 # --- Main ------------------------------------------------------------------------------------
 
 
-def webhook_rows(trees: list[servers.Tree], *, quick: bool, say: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+def webhook_rows(
+    trees: list[servers.Tree], *, events: int | None, say: Callable[[str], None]
+) -> dict[str, dict[str, Any]]:
     try:
         from devtools.bench_webhooks import run as webhooks_run  # the hook helper's module
     except ImportError:
@@ -342,7 +345,7 @@ def webhook_rows(trees: list[servers.Tree], *, quick: bool, say: Callable[[str],
     for tree in trees:
         say(f"webhooks: {tree.label}")
         servers.flush_redis(tree.redis_url)
-        sizes = {"events": 300, "warmup": 50} if quick else {}
+        sizes = {"events": events, "warmup": max(events // 10, 10)} if events else {}
         try:
             rows[tree.label] = webhooks_run(
                 app_root=tree.root, database_url=tree.database_url, redis_url=tree.redis_url, **sizes
@@ -364,12 +367,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=8, help="clients of the cart and ceiling runs")
     parser.add_argument("--hot-stock", type=int, default=None, help="default 100 (--quick: 10)")
     parser.add_argument("--hot-buyers", type=int, default=None, help="default 300 (--quick: 30)")
+    parser.add_argument("--hot-rounds", type=int, default=None, help="rounds that run the hot SKU race (default all)")
+    parser.add_argument("--webhook-events", type=int, default=None, help="default bench_webhooks' own (--quick: 300)")
     parser.add_argument("--latency-ms", type=int, default=150)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--redis-urls", default=DEFAULT_REDIS, help="current tree's, baseline's")
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--profile-out", type=Path, default=None, help="cProfile of the current tree's SQL checkout")
+    parser.add_argument("--reuse-db", action="store_true", help="keep the databases when they exist (faster)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round, few checkouts, no baseline")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -380,6 +386,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "requests": 200 if quick else 1000,
         "hot_stock": 10 if quick else 100,
         "hot_buyers": 30 if quick else 300,
+        "webhook_events": 300 if quick else None,
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -417,13 +424,13 @@ def main(argv: list[str] | None = None) -> int:
         sql = {}
         for tree in trees:
             bench.say(f"preparing {tree.label} ({tree.ref}) in {tree.root}: database {tree.database_url}")
-            servers.prepare(tree, stripe_base=stand_ins["instant"])
+            servers.prepare(tree, stripe_base=stand_ins["instant"], reuse=args.reuse_db)
             profile = args.profile_out if tree.label == "current" else None
             sql[tree.label] = sql_counts(tree, stripe_base=stand_ins["instant"], profile=profile)
             bench.say(f"  SQL {tree.label}: {sql[tree.label]}")
         for number in range(1, args.rounds + 1):
             bench.round(number)
-        webhooks = webhook_rows(trees, quick=args.quick, say=bench.say)
+        webhooks = webhook_rows(trees, events=args.webhook_events, say=bench.say)
         summary = summarize(bench, sql, webhooks)
     finally:
         for process in stand_in_processes:

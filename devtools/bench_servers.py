@@ -116,16 +116,20 @@ def run(cmd: list[str], *, cwd: Path, env: dict[str, str]) -> str:
     return done.stdout
 
 
-def prepare(tree: Tree, *, stripe_base: str) -> None:
-    """Recreate the tree's database (migrate, demo catalog, bench products); flush its Redis DB."""
+def prepare(tree: Tree, *, stripe_base: str, reuse: bool = False) -> None:
+    """Recreate the tree's database (``reuse``: keep it when it exists), migrate, load the demo
+    catalog and the bench products; flush its Redis DB."""
     import psycopg
     import redis
 
     parsed = urlparse(tree.database_url)
     name = parsed.path.lstrip("/")
     with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists and not reuse:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        if not exists or not reuse:
+            conn.execute(f'CREATE DATABASE "{name}"')
     redis.Redis.from_url(tree.redis_url).flushdb()
     env = base_env(tree, stripe_base=stripe_base)
     run([PYTHON, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=tree.root, env=env)

@@ -1,506 +1,471 @@
-"""HTTP throughput benchmark of a few store endpoints under gunicorn, with and without
-persistent database connections. Dev tooling only (never imported by product code).
+"""The project's benchmark: the current tree against a baseline ref, under gunicorn in production
+mode, and a minimal DRF app as the framework ceiling. Dev tooling only (never imported by
+product code). docs/benchmarks.md explains every row and records a run.
 
-    python -m devtools.bench [--database-url postgres://postgres@127.0.0.1:5432/checkout_bench]
-                             [--requests 3000] [--concurrency 8] [--repeats 3] [--conn-max-age 60,0]
+    python -m devtools.bench [--baseline 22adadc | none] [--rounds 2] [--checkouts 40] [--requests 1000]
+                             [--database-url postgres://postgres@127.0.0.1:5432/checkout_bench]
+                             [--redis-urls redis://127.0.0.1:6379/13,redis://127.0.0.1:6379/14]
+                             [--latency-ms 150] [--json-out f] [--quick]
 
-For each ``DJANGO_CONN_MAX_AGE`` value it starts ``gunicorn config.wsgi -b 127.0.0.1:<port> -w 2``
-in production mode (``DJANGO_DEBUG=false``, PostgreSQL), prepares carts over HTTP, then for
-every scenario sends a warm-up and ``--repeats`` measured runs of ``--requests`` requests each
-from ``--concurrency`` concurrent clients (a small asyncio HTTP/1.1 client in this process), each
-run bounded by ``--time-cap`` seconds. Runs are interleaved (round 1 of every scenario, then
-round 2, ...) so that a burst of load from something else on the machine hits all scenarios
-alike. It prints one table: best and median req/s of the runs, and p50/p95 latency of the
-median run. gunicorn is stopped by its PID, also on Ctrl-C or an error.
+The baseline ref is checked out in a temporary ``git worktree`` (removed at the end). Each tree
+is served by its own gunicorn (``-c config/gunicorn.conf.py``, ``-w 2`` sync workers,
+DJANGO_DEBUG=false, secrets set by the bench, 127.0.0.1) on its own, recreated database
+(``<name>`` and ``<name>_base``: migrated, demo catalog, bench products) and Redis DB. The
+driver, the Stripe stand-in (instant, and ``--latency-ms`` per /v1/ request) and the ceiling
+(devtools/ceiling/) always come from the current tree. Rounds interleave the trees (baseline
+first in odd rounds, current first in even ones) so machine load hits both alike.
 
-The database is prepared first (created if missing, migrated, demo catalog loaded, plus 50
-one-variant "Swatch" products so that a cart can hold 50 lines). Use a database of its own:
-the benchmark leaves a few hundred carts behind. docs/benchmarks.md has results and a reading.
+Per tree and round: checkouts at 1/4/8/16 clients with the instant stand-in (CPU time of the
+gunicorn processes over them) and with the slow one; cart read and cart write throughput; the
+hot-SKU race (stock 100, 300 buyers at once). Once per tree: exact SQL counts per step
+(devtools/bench_sql.py) and, when devtools/bench_webhooks.py is there, the webhook row.
+It prints one markdown table (baseline, current, current/baseline) and writes the JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import platform
-import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
+from devtools import bench_servers as servers
+from devtools.bench_checkout import CheckoutResult, run_checkouts, run_hot_sku
+from devtools.bench_http import Request, RunResult, drive, percentile, post_json
+from devtools.bench_sql import STEPS, fixture_ids
+from devtools.localstripe_server import start_localstripe, stop
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/checkout_bench"
-SWATCHES = 50
-
-# Idempotent: 50 products of one variant each, priced in every demo currency, stock 100,000.
-SEED = f"""
-from catalog.models import Price, Product, StockLevel, Variant
-for n in range(1, {SWATCHES} + 1):
-    product, _ = Product.objects.get_or_create(
-        handle=f"bench-swatch-{{n:02d}}", defaults={{"title": f"Swatch {{n:02d}}", "description": "Benchmark data."}}
-    )
-    variant, _ = Variant.objects.get_or_create(sku=f"BENCH-{{n:02d}}", defaults={{"product": product, "title": "Swatch"}})
-    StockLevel.objects.update_or_create(variant=variant, defaults={{"on_hand": 100000}})
-    for currency, amount in {{"usd": 300, "jpy": 450, "kwd": 950, "eur": 290}}.items():
-        Price.objects.update_or_create(variant=variant, currency_code=currency, defaults={{"amount": amount}})
-"""
+DEFAULT_REDIS = "redis://127.0.0.1:6379/13,redis://127.0.0.1:6379/14"
+DEFAULT_BASELINE = "22adadc"
+LEVELS = (1, 4, 8, 16)
+STEP_LEVEL = 8  # the per-step latency rows are those of the 8-client instant run
 
 
-# --- HTTP client -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Request:
-    name: str
-    method: str
-    path: str
-    body: bytes = b""
-
-    def raw(self, host: str) -> bytes:
-        lines = [f"{self.method} {self.path} HTTP/1.1", f"Host: {host}", "Accept: application/json"]
-        if self.method != "GET":
-            lines += ["Content-Type: application/json", f"Content-Length: {len(self.body)}"]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
-
-
-class Connection:
-    """One HTTP/1.1 connection, reopened whenever the server closes it (gunicorn's sync
-    workers close after every response, so in practice this is one connection per request)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(self, raw: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        status = int(status_line.split(" ", 2)[1])
-        headers = {}
-        for line in header_lines:
-            if ":" in line:
-                key, value = line.split(":", 1)
-                headers[key.strip().lower()] = value.strip()
-        if "content-length" in headers:
-            body = await self.reader.readexactly(int(headers["content-length"]))
-        else:  # no length: the body ends with the connection
-            body = await self.reader.read()
-            headers["connection"] = "close"
-        if headers.get("connection", "").lower() == "close":
-            await self.close()
-        return status, body
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            try:
-                await self.writer.wait_closed()
-            except OSError:
-                pass
-        self.reader = self.writer = None
-
-
-@dataclass
-class RunResult:
-    requests: int = 0
-    errors: int = 0
-    seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    capped: bool = False
-    first_error: str = ""
-    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    def percentile(self, p: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-async def drive(
-    *, port: int, requests_for: Callable[[int], Request], total: int, concurrency: int, time_cap: float
-) -> RunResult:
-    """Send ``total`` requests from ``concurrency`` clients (client i sends ``requests_for(i)``),
-    stopping early at ``time_cap`` seconds. Non-2xx answers count as errors."""
-    result = RunResult()
-    issued = 0
-    started = time.perf_counter()
-    deadline = started + time_cap
-
-    async def client(index: int) -> None:
-        nonlocal issued
-        request = requests_for(index)
-        raw = request.raw(f"127.0.0.1:{port}")
-        conn = Connection("127.0.0.1", port)
-        try:
-            while issued < total:
-                if time.perf_counter() > deadline:
-                    result.capped = True
-                    return
-                issued += 1
-                t0 = time.perf_counter()
-                try:
-                    status, body = await conn.request(raw)
-                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                    await conn.close()
-                    result.errors += 1
-                    result.first_error = result.first_error or f"{request.name}: {type(exc).__name__} {exc}"
-                    continue
-                result.latencies.append(time.perf_counter() - t0)
-                result.requests += 1
-                if not 200 <= status < 300:
-                    result.errors += 1
-                    result.first_error = result.first_error or f"{request.name}: HTTP {status} {body[:200]!r}"
-        finally:
-            await conn.close()
-
-    await asyncio.gather(*(client(i) for i in range(concurrency)))
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-# --- Set-up ----------------------------------------------------------------------------------
-
-
-def run(cmd: list[str], env: dict[str, str]) -> None:
-    completed = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{completed.stdout}\n{completed.stderr}")
-
-
-def prepare_database(url: str, env: dict[str, str]) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    dbname = parsed.path.lstrip("/")
-    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True, connect_timeout=5) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-    python = sys.executable
-    run([python, "manage.py", "migrate", "--no-input", "-v", "0"], env)
-    run([python, "manage.py", "load_demo_catalog"], env)
-    run([python, "manage.py", "shell", "-c", SEED], env)
-
-
-def server_env(database_url: str, conn_max_age: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_", "CELERY_", "REDIS_"))}
-    env.update(
-        DJANGO_DEBUG="false",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DJANGO_ALLOWED_HOSTS="127.0.0.1",
-        DATABASE_URL=database_url,
-        DJANGO_CONN_MAX_AGE=str(conn_max_age),
-        CELERY_TASK_ALWAYS_EAGER="true",
-        PYTHONDONTWRITEBYTECODE="1",
-        # production settings refuse to start without these; the bench serves plain HTTP on 127.0.0.1
-        STRIPE_API_KEY="sk_test_bench" + secrets.token_hex(12),
-        STRIPE_WEBHOOK_SECRET="whsec_bench" + secrets.token_hex(12),
-        METRICS_ENABLED="false",
-        DJANGO_SECURE_SSL_REDIRECT="false",
-    )
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Gunicorn:
-    def __init__(self, *, env: dict[str, str], workers: int, log: Path) -> None:
-        self.port = free_port()
-        self.log = log.open("ab")
-        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-        self.process = subprocess.Popen(  # noqa: S603 - our own fixed command line
-            [gunicorn, "config.wsgi", "-b", f"127.0.0.1:{self.port}", "-w", str(workers)],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=self.log,
-        )
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.process.returncode}; see {self.log.name}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health/ready", timeout=2) as r:  # noqa: S310
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"gunicorn did not become ready in {timeout:.0f} s; see {self.log.name}")
-
-    def stop(self) -> None:
-        """SIGTERM the master by its PID (it stops its workers), SIGKILL after 15 s."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.log.close()
-
-
-def api(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def http_json(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    if body is not None:
+        headers["Idempotency-Key"] = str(uuid.uuid4())
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(  # noqa: S310 - loopback
-        f"http://127.0.0.1:{port}{path}",
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def app_fixture(port: int) -> dict[str, str]:
+    return fixture_ids(
+        lambda path: http_json(port, "GET", path)[1], lambda path, body: http_json(port, "POST", path, body)
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        return json.loads(response.read())
 
 
-@dataclass
-class Fixture:
-    region_id: str
-    one_line_cart: str
-    fifty_line_cart: str
-    add_variant: str
-    swatches: list[str]
+def sql_counts(tree: servers.Tree, *, stripe_base: str, profile: Path | None) -> dict[str, Any]:
+    command = [servers.PYTHON, str(servers.ROOT / "devtools" / "bench_sql.py"), "--tree", str(tree.root)]
+    command += ["--stripe-base", stripe_base] + (["--profile", str(profile)] if profile else [])
+    out = servers.run(command, cwd=tree.root, env=servers.base_env(tree, stripe_base=stripe_base))
+    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def fixture(port: int) -> Fixture:
-    regions = api(port, "GET", "/store/regions")["regions"]
-    region_id = next(r["id"] for r in regions if r["currency_code"] == "usd")
-    variants: dict[str, str] = {}
-    path: str | None = f"/store/products?region_id={region_id}&limit=100"
-    while path:
-        page = api(port, "GET", path)
-        for product in page["products"]:
-            for variant in product["variants"]:
-                variants[variant["sku"]] = variant["id"]
-        path = urlparse(page["next"])._replace(scheme="", netloc="").geturl() if page["next"] else None
-    swatches = [variants[f"BENCH-{n:02d}"] for n in range(1, SWATCHES + 1)]
-    one = new_cart(port, region_id, [variants["COT-POP-WHT"]])
-    fifty = new_cart(port, region_id, swatches)
-    return Fixture(region_id, one, fifty, variants["COT-POP-WHT"], swatches)
+def cart_scenarios(port: int, fx: dict[str, str], *, requests: int, concurrency: int) -> dict[str, RunResult]:
+    """Cart GET (a 1-line cart) and cart write (add a line to a cart of the client's own)."""
+    carts = [http_json(port, "POST", "/store/carts", _cart_body(fx))[1]["cart"]["id"] for _ in range(concurrency)]
+    read = Request("cart GET", "GET", f"/store/carts/{carts[0]}")
+    line = {"variant_id": fx["add_variant_id"], "quantity": 1}
+
+    def write(i: int, n: int) -> Request:
+        return post_json("cart write", f"/store/carts/{carts[i]}/line-items", line, key=str(uuid.uuid4()))
+
+    out = {}
+    for name, make in (("cart_get", lambda i, n: read), ("cart_write", write)):
+        asyncio.run(drive(port=port, make=make, total=max(requests // 10, concurrency), concurrency=concurrency))
+        out[name] = asyncio.run(drive(port=port, make=make, total=requests, concurrency=concurrency))
+    return out
 
 
-def new_cart(port: int, region_id: str, variant_ids: list[str]) -> str:
-    items = [{"variant_id": v, "quantity": 1} for v in variant_ids]
-    cart = api(port, "POST", "/store/carts", {"region_id": region_id, "items": items})["cart"]
-    assert len(cart["items"]) == len(variant_ids), cart
-    return str(cart["id"])
+def ceiling_scenarios(port: int, items: list[int], *, requests: int, concurrency: int) -> dict[str, RunResult]:
+    def read(i: int, n: int) -> Request:
+        return Request("ceiling GET", "GET", f"/items/{items[0]}")
+
+    def write(i: int, n: int) -> Request:
+        return post_json("ceiling POST", f"/items/{items[i % len(items)]}", {"quantity": n})
+
+    out = {}
+    for name, make in (("ceiling_get", read), ("ceiling_post", write)):
+        asyncio.run(drive(port=port, make=make, total=max(requests // 10, concurrency), concurrency=concurrency))
+        out[name] = asyncio.run(drive(port=port, make=make, total=requests, concurrency=concurrency))
+    return out
 
 
-# --- Scenarios -------------------------------------------------------------------------------
+def _cart_body(fx: dict[str, str]) -> dict[str, Any]:
+    return {"region_id": fx["region_id"], "items": [{"variant_id": fx["variant_id"], "quantity": 1}]}
 
 
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    # (port, fixture, concurrency) -> request of client i; called once per run, so a
-    # writing scenario can give every client a fresh cart of its own.
-    make: Callable[[int, Fixture, int], Callable[[int], Request]]
+@contextlib.contextmanager
+def served(server: servers.Gunicorn) -> Iterator[servers.Gunicorn]:
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
-def _get(name: str, path: Callable[[Fixture], str]) -> Scenario:
-    def build(port: int, fx: Fixture, concurrency: int) -> Callable[[int], Request]:
-        request = Request(name, "GET", path(fx))  # the same request every time
-        return lambda i: request
+class Bench:
+    def __init__(self, args: argparse.Namespace, trees: list[servers.Tree], stand_ins: dict[str, str], logs: Path):
+        self.args, self.trees, self.stand_ins, self.logs = args, trees, stand_ins, logs
+        self.checkouts: dict[tuple[str, str, int], list[CheckoutResult]] = {}
+        self.carts: dict[tuple[str, str], list[RunResult]] = {}
+        self.hot: dict[str, list[dict[str, Any]]] = {}
+        self.ceiling: dict[tuple[str, str], list[RunResult]] = {}
+        self.ceiling_port = 0
+        self.ceiling_items: list[int] = []
 
-    return Scenario(name, build)
+    def say(self, line: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {line}", flush=True)
+
+    def server(self, tree: servers.Tree, mode: str) -> servers.Gunicorn:
+        return servers.app_server(
+            tree, stripe_base=self.stand_ins[mode], workers=self.args.workers, log=self.logs / f"{tree.label}.log"
+        )
+
+    def checkout_levels(self, tree: servers.Tree, mode: str, port: int, fx: dict[str, str], server: Any) -> None:
+        stripe_port = int(urlparse(self.stand_ins[mode]).port or 0)
+        asyncio.run(run_checkouts(port=port, stripe_port=stripe_port, fx=fx, clients=2, total=2))  # warm-up
+        for clients in LEVELS:
+            total = max(self.args.checkouts, clients)  # every client completes at least one
+            cpu0 = server.cpu_seconds()
+            result = asyncio.run(run_checkouts(port=port, stripe_port=stripe_port, fx=fx, clients=clients, total=total))
+            result.cpu_seconds = server.cpu_seconds() - cpu0
+            self.checkouts.setdefault((tree.label, mode, clients), []).append(result)
+            s = result.summary()
+            self.say(
+                f"  {tree.label} {mode} {clients:>2} clients: {s['per_second']:.1f} checkouts/s, "
+                f"{s['cpu_per_checkout']} CPU-s each, {result.failed} failed {result.first_error[:200]}"
+            )
+
+    def round(self, number: int) -> None:
+        order = self.trees if number % 2 else list(reversed(self.trees))
+        for tree in order:
+            self.say(f"round {number}: {tree.label} ({tree.ref}) instant stand-in")
+            with served(self.server(tree, "instant")) as server:
+                fx = app_fixture(server.port)
+                self.checkout_levels(tree, "instant", server.port, fx, server)
+                for name, result in cart_scenarios(
+                    server.port, fx, requests=self.args.requests, concurrency=self.args.concurrency
+                ).items():
+                    self.carts.setdefault((tree.label, name), []).append(result)
+                    self.say(f"  {tree.label} {name}: {result.rps:.0f} req/s, {result.errors} errors")
+                self.measure_ceiling(tree)
+                if self.args.hot_rounds is None or number <= self.args.hot_rounds:
+                    self.hot_sku(tree, server.port, fx)
+            self.say(f"round {number}: {tree.label} stand-in at {self.args.latency_ms} ms per call")
+            with served(self.server(tree, "latency")) as server:
+                self.checkout_levels(tree, "latency", server.port, app_fixture(server.port), server)
+
+    def rounds(self) -> None:
+        """Every round; the ceiling app is served throughout and measured right after each tree's
+        cart runs, so the percentage compares numbers taken under the same outside load."""
+        current = self.trees[-1]
+        self.ceiling_items = servers.prepare_ceiling(current.database_url, self.args.concurrency)
+        log = self.logs / "ceiling.log"
+        ceiling = servers.ceiling_server(
+            current.database_url, workers=self.args.workers, log=log, item_id=self.ceiling_items[0]
+        )
+        with served(ceiling):
+            self.ceiling_port = ceiling.port
+            for number in range(1, self.args.rounds + 1):
+                self.round(number)
+
+    def measure_ceiling(self, tree: servers.Tree) -> None:
+        for name, result in ceiling_scenarios(
+            self.ceiling_port, self.ceiling_items, requests=self.args.requests, concurrency=self.args.concurrency
+        ).items():
+            self.ceiling.setdefault((tree.label, name), []).append(result)
+            self.say(f"  {name} (next to {tree.label}): {result.rps:.0f} req/s, {result.errors} errors")
+
+    def hot_sku(self, tree: servers.Tree, port: int, fx: dict[str, str]) -> None:
+        stock, buyers = self.args.hot_stock, self.args.hot_buyers
+        sold_before = servers.hot_sku_reset(tree.database_url, stock)
+        stripe_port = int(urlparse(self.stand_ins["instant"]).port or 0)
+        result = asyncio.run(run_hot_sku(port=port, stripe_port=stripe_port, fx=fx, buyers=buyers))
+        sold = servers.hot_sku_sold(tree.database_url) - sold_before
+        row = {
+            "stock": stock,
+            "buyers": buyers,
+            "orders": result.completed,
+            "units_sold": sold,
+            "oversold": max(0, sold - stock),
+            "sold_out": result.sold_out,
+            "failed": result.failed,
+            "first_error": result.first_error,
+            "seconds": round(result.seconds, 3),
+            "orders_per_s": round(result.completed / result.seconds, 2) if result.seconds else 0.0,
+        }
+        self.hot.setdefault(tree.label, []).append(row)
+        self.say(f"  {tree.label} hot SKU: {row}")
 
 
-def _add_line(port: int, fx: Fixture, concurrency: int) -> Callable[[int], Request]:
-    # One fresh 1-line cart per client: the same variant is merged into the line (quantity + 1),
-    # and no two clients wait for the same cart row lock.
-    carts = [new_cart(port, fx.region_id, [fx.add_variant]) for _ in range(concurrency)]
-    body = json.dumps({"variant_id": fx.add_variant, "quantity": 1}).encode()
-    requests = [Request("add line", "POST", f"/store/carts/{cart}/line-items", body) for cart in carts]
-    return lambda i: requests[i]
+# --- Summary and table -------------------------------------------------------------------------
 
 
-SCENARIOS = [
-    _get("GET /health/live", lambda fx: "/health/live"),
-    _get("GET /store/regions", lambda fx: "/store/regions"),
-    _get("GET /store/products?region_id=usd", lambda fx: f"/store/products?region_id={fx.region_id}"),
-    _get("GET /store/carts/{id} (1 line)", lambda fx: f"/store/carts/{fx.one_line_cart}"),
-    _get("GET /store/carts/{id} (50 lines)", lambda fx: f"/store/carts/{fx.fifty_line_cart}"),
-    Scenario("POST /store/carts/{id}/line-items", _add_line),
-]
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 4) if values else None
+
+
+def summarize(bench: Bench, sql: dict[str, dict[str, Any]], webhooks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for tree in bench.trees:
+        label = tree.label
+        row: dict[str, Any] = {"ref": tree.ref, "sql": sql.get(label), "webhooks": webhooks.get(label)}
+        for mode in ("instant", "latency"):
+            for clients in LEVELS:
+                runs = bench.checkouts.get((label, mode, clients), [])
+                row[f"checkouts_per_s_{mode}_{clients}"] = _median([r.per_second for r in runs])
+                row[f"failed_{mode}_{clients}"] = sum(r.failed for r in runs)
+        step_runs = bench.checkouts.get((label, "instant", STEP_LEVEL), [])
+        row["steps"] = {
+            step: {
+                "p50_ms": round(percentile([v for r in step_runs for v in r.steps[step]], 50) * 1000, 1),
+                "p95_ms": round(percentile([v for r in step_runs for v in r.steps[step]], 95) * 1000, 1),
+            }
+            for step in STEPS
+        }
+        instant = [
+            r for (lb, mode, _), runs in bench.checkouts.items() if lb == label and mode == "instant" for r in runs
+        ]
+        done = sum(r.completed for r in instant)
+        row["cpu_s_per_checkout"] = round(sum(r.cpu_seconds for r in instant) / done, 4) if done else None
+        for name in ("cart_get", "cart_write"):
+            cart_runs = bench.carts.get((label, name), [])
+            row[f"{name}_rps"] = _median([r.rps for r in cart_runs])
+            row[f"{name}_errors"] = sum(r.errors for r in cart_runs)
+        for name in ("ceiling_get", "ceiling_post"):
+            ceiling_runs = bench.ceiling.get((label, name), [])
+            row[f"{name}_rps"] = _median([r.rps for r in ceiling_runs])
+            row[f"{name}_errors"] = sum(r.errors for r in ceiling_runs)
+        row["cart_get_pct_ceiling"] = _pct(row["cart_get_rps"], row["ceiling_get_rps"])
+        row["cart_write_pct_ceiling"] = _pct(row["cart_write_rps"], row["ceiling_post_rps"])
+        hot = bench.hot.get(label, [])
+        row["hot_orders_per_s"] = _median([h["orders_per_s"] for h in hot])
+        row["hot_orders"] = sum(h["orders"] for h in hot)
+        row["hot_oversold"] = sum(h["oversold"] for h in hot)
+        row["hot_runs"] = hot
+        out[label] = row
+    return out
+
+
+def _pct(value: float | None, ceiling: float | None) -> float | None:
+    return round(100 * value / ceiling, 1) if value and ceiling else None
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 1 else f"{value:.1f}"
+    return str(value)
+
+
+def _ratio(base: Any, current: Any) -> str:
+    if isinstance(base, int | float) and isinstance(current, int | float) and base:
+        return f"{current / base:.2f}"
+    return "n/a"
+
+
+def _dig(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = data
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def table_rows(summary: dict[str, Any], latency_ms: int) -> list[tuple[str, Any, Any, str]]:
+    base, cur = summary.get("baseline", {}), summary["current"]
+    rows: list[tuple[str, Any, Any, str]] = []
+
+    def add(name: str, path: tuple[str, ...], goal: str = "") -> None:
+        rows.append((name, _dig(base, path), _dig(cur, path), goal))
+
+    for mode, label in (("instant", "instant stand-in"), ("latency", f"stand-in {latency_ms} ms/call")):
+        for clients in LEVELS:
+            goal = ">= 3x baseline" if mode == "instant" else ""
+            add(f"checkouts/s, {clients} clients, {label}", (f"checkouts_per_s_{mode}_{clients}",), goal)
+    for step in STEPS:
+        add(f"{step}: p50 ms ({STEP_LEVEL} clients)", ("steps", step, "p50_ms"))
+        add(f"{step}: p95 ms ({STEP_LEVEL} clients)", ("steps", step, "p95_ms"))
+    step_goals = {"complete": "<= 25", "payment session": "<= 20"}
+    for step in STEPS:
+        add(f"SQL: {step}", ("sql", "steps", step), step_goals.get(step, ""))
+    add("SQL: whole checkout (7 steps, idempotency records incl.)", ("sql", "checkout"), "<= 60")
+    add("SQL: cart GET", ("sql", "cart_get"))
+    add("SQL: cart write (add line)", ("sql", "cart_write"), "<= 6")
+    add("CPU-s per checkout (gunicorn master + workers)", ("cpu_s_per_checkout",), "<= 0.10")
+    add("cart GET req/s", ("cart_get_rps",))
+    add("ceiling GET req/s (measured next to it)", ("ceiling_get_rps",))
+    add("cart GET, % of ceiling GET", ("cart_get_pct_ceiling",), ">= 60 %")
+    add("cart write req/s", ("cart_write_rps",))
+    add("ceiling POST req/s (measured next to it)", ("ceiling_post_rps",))
+    add("cart write, % of ceiling POST", ("cart_write_pct_ceiling",), ">= 50 %")
+    add("hot SKU orders/s", ("hot_orders_per_s",))
+    add("hot SKU orders placed (all rounds)", ("hot_orders",))
+    add("hot SKU oversold", ("hot_oversold",), "0")
+    add("webhook acks/s", ("webhooks", "acks_per_s"), ">= 500")
+    add("webhook ack p99 ms", ("webhooks", "ack_p99_ms"), "< 15")
+    add("worker events/s", ("webhooks", "worker_events_per_s"), ">= 100")
+    add("worker lag p99 s", ("webhooks", "lag_p99_s"), "< 2")
+    return rows
+
+
+def render(summary: dict[str, Any], latency_ms: int) -> str:
+    base_ref = summary.get("baseline", {}).get("ref", "none")
+    lines = [
+        f"| metric | baseline ({base_ref}) | current ({summary['current']['ref']}) | current / baseline | goal |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, base, cur, goal in table_rows(summary, latency_ms):
+        lines.append(f"| {name} | {_fmt(base)} | {_fmt(cur)} | {_ratio(base, cur)} | {goal} |")
+    return "\n".join(lines)
 
 
 # --- Main ------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    info = {"nproc": str(os.cpu_count()), "python": platform.python_version(), "platform": platform.platform()}
+def webhook_rows(
+    trees: list[servers.Tree], *, events: int | None, say: Callable[[str], None]
+) -> dict[str, dict[str, Any]]:
     try:
-        import psycopg
+        from devtools.bench_webhooks import run as webhooks_run  # the hook helper's module
+    except ImportError:
+        say("webhooks: devtools/bench_webhooks.py is not in this tree: the webhook rows are n/a")
+        return {}
+    rows = {}
+    for tree in trees:
+        say(f"webhooks: {tree.label}")
+        servers.flush_redis(tree.redis_url)
+        sizes = {"events": events, "warmup": max(events // 10, 10)} if events else {}
+        try:
+            rows[tree.label] = webhooks_run(
+                app_root=tree.root, database_url=tree.database_url, redis_url=tree.redis_url, **sizes
+            )
+        except Exception as exc:  # noqa: BLE001 - the baseline may not support it; report, go on
+            say(f"webhooks: {tree.label} failed: {type(exc).__name__}: {exc}")
+        servers.flush_redis(tree.redis_url)
+    return rows
 
-        with psycopg.connect(os.environ["BENCH_DATABASE_URL"], connect_timeout=5) as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            info["postgresql"] = str(row[0]) if row else "?"
-    except Exception as exc:  # noqa: BLE001 - informational only
-        info["postgresql"] = f"unknown ({type(exc).__name__})"
-    try:
-        version = subprocess.run(
-            [str(Path(sys.executable).with_name("gunicorn")), "--version"], capture_output=True, text=True, check=False
-        )
-        info["gunicorn"] = (version.stdout or version.stderr).strip()
-    except OSError:
-        info["gunicorn"] = "?"
-    return info
 
-
-def fmt_ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}"
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--baseline", default=None, help=f"git ref, or 'none' (default {DEFAULT_BASELINE}; --quick: none)"
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="default 2 (--quick: 1)")
+    parser.add_argument("--checkouts", type=int, default=None, help="per client level and round (default 40)")
+    parser.add_argument("--requests", type=int, default=None, help="per cart/ceiling run (default 1000)")
+    parser.add_argument("--concurrency", type=int, default=8, help="clients of the cart and ceiling runs")
+    parser.add_argument("--hot-stock", type=int, default=None, help="default 100 (--quick: 10)")
+    parser.add_argument("--hot-buyers", type=int, default=None, help="default 300 (--quick: 30)")
+    parser.add_argument("--hot-rounds", type=int, default=None, help="rounds that run the hot SKU race (default all)")
+    parser.add_argument("--webhook-events", type=int, default=None, help="default bench_webhooks' own (--quick: 300)")
+    parser.add_argument("--latency-ms", type=int, default=150)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
+    parser.add_argument("--redis-urls", default=DEFAULT_REDIS, help="current tree's, baseline's")
+    parser.add_argument("--json-out", type=Path, default=None)
+    parser.add_argument("--profile-out", type=Path, default=None, help="cProfile of the current tree's SQL checkout")
+    parser.add_argument("--reuse-db", action="store_true", help="keep the databases when they exist (faster)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round, few checkouts, no baseline")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    defaults = {
+        "baseline": "none" if quick else DEFAULT_BASELINE,
+        "rounds": 1 if quick else 2,
+        "checkouts": 4 if quick else 40,
+        "requests": 200 if quick else 1000,
+        "hot_stock": 10 if quick else 100,
+        "hot_buyers": 30 if quick else 300,
+        "webhook_events": 300 if quick else None,
+    }
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if not args.database_url.startswith(("postgres://", "postgresql://")):
+        parser.error("--database-url must be a PostgreSQL URL")
+    if len(args.redis_urls.split(",")) != 2:
+        parser.error("--redis-urls takes two URLs: the current tree's and the baseline's")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
-    parser.add_argument("--requests", type=int, default=3000, help="per measured run (default %(default)s)")
-    parser.add_argument("--warmup", type=int, default=300, help="per scenario and server, not measured")
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3, help="measured runs per scenario (default %(default)s)")
-    parser.add_argument("--time-cap", type=float, default=60.0, help="seconds per run (default %(default)s)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default %(default)s)")
-    parser.add_argument("--conn-max-age", default="60,0", help="DJANGO_CONN_MAX_AGE values (default %(default)s)")
-    parser.add_argument("--only", default="", help="run only scenarios whose name contains this")
-    parser.add_argument("--json-out", type=Path, default=None, help="also write the results as JSON here")
-    parser.add_argument("--log", type=Path, default=Path("/tmp/bench-gunicorn.log"))
-    args = parser.parse_args(argv)
-
-    if not args.database_url.startswith(("postgres://", "postgresql://")):
-        parser.error("--database-url must be a PostgreSQL URL")
-    os.environ["BENCH_DATABASE_URL"] = args.database_url
-    modes = [int(v) for v in args.conn_max_age.split(",") if v.strip()]
-    scenarios = [s for s in SCENARIOS if args.only.lower() in s.name.lower()]
-
-    print(
-        f"preparing {urlparse(args.database_url).path.lstrip('/')} (migrate, demo catalog, {SWATCHES} swatches)",
-        flush=True,
-    )
-    prepare_database(args.database_url, server_env(args.database_url, 0))
-    info = machine()
-    print(
-        f"machine: {info['nproc']} CPUs, Python {info['python']}, PostgreSQL {info['postgresql']}, {info['gunicorn']}",
-        flush=True,
-    )
-
-    results: dict[tuple[int, str], list[RunResult]] = {}
-    for conn_max_age in modes:
-        print(f"\n== gunicorn -w {args.workers}, DJANGO_CONN_MAX_AGE={conn_max_age}", flush=True)
-        server = Gunicorn(env=server_env(args.database_url, conn_max_age), workers=args.workers, log=args.log)
-        try:
-            fx = fixture(server.port)
-            for scenario in scenarios:  # warm-up: imports, caches, (persistent) connections
-                warm = asyncio.run(
-                    drive(
-                        port=server.port,
-                        requests_for=scenario.make(server.port, fx, args.concurrency),
-                        total=args.warmup,
-                        concurrency=args.concurrency,
-                        time_cap=args.time_cap,
-                    )
-                )
-                if warm.errors:
-                    raise RuntimeError(f"warm-up of {scenario.name} failed: {warm.first_error}")
-            for round_no in range(1, args.repeats + 1):
-                for scenario in scenarios:
-                    requests_for = scenario.make(server.port, fx, args.concurrency)
-                    load_before = os.getloadavg()[0]
-                    result = asyncio.run(
-                        drive(
-                            port=server.port,
-                            requests_for=requests_for,
-                            total=args.requests,
-                            concurrency=args.concurrency,
-                            time_cap=args.time_cap,
-                        )
-                    )
-                    result.load = (load_before, os.getloadavg()[0])
-                    results.setdefault((conn_max_age, scenario.name), []).append(result)
-                    flag = " (time cap)" if result.capped else ""
-                    errors = f", {result.errors} errors: {result.first_error}" if result.errors else ""
-                    print(
-                        f"  round {round_no} {scenario.name:<36} {result.rps:7.0f} req/s  "
-                        f"p50 {fmt_ms(result.percentile(50))} ms  p95 {fmt_ms(result.percentile(95))} ms  "
-                        f"load {result.load[0]:.1f}->{result.load[1]:.1f}{flag}{errors}",
-                        flush=True,
-                    )
-        finally:
-            server.stop()
-
-    print(
-        f"\n{args.requests} requests per run, concurrency {args.concurrency}, {args.repeats} runs per scenario; "
-        "p50/p95 of the median run"
-    )
-    header = f"| {'scenario':<36} | CONN_MAX_AGE | best req/s | median req/s | p50 ms | p95 ms | errors |"
-    print(header)
-    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    rows = []
-    for scenario in scenarios:
-        for conn_max_age in modes:
-            runs = results.get((conn_max_age, scenario.name), [])
-            if not runs:
-                continue
-            by_rps = sorted(runs, key=lambda r: r.rps)
-            median_run = by_rps[len(by_rps) // 2]
-            errors = sum(r.errors for r in runs)
-            row = {
-                "scenario": scenario.name,
-                "conn_max_age": conn_max_age,
-                "best_rps": round(by_rps[-1].rps, 1),
-                "median_rps": round(statistics.median(r.rps for r in runs), 1),
-                "p50_ms": round(median_run.percentile(50) * 1000, 2),
-                "p95_ms": round(median_run.percentile(95) * 1000, 2),
-                "errors": errors,
-                "runs": [
-                    {
-                        "rps": round(r.rps, 1),
-                        "requests": r.requests,
-                        "seconds": round(r.seconds, 3),
-                        "capped": r.capped,
-                        "p50_ms": round(r.percentile(50) * 1000, 2),
-                        "p95_ms": round(r.percentile(95) * 1000, 2),
-                        "load": [round(x, 2) for x in r.load],
-                    }
-                    for r in runs
-                ],
-            }
-            rows.append(row)
-            print(
-                f"| {scenario.name:<36} | {conn_max_age:>12} | {row['best_rps']:>10.0f} | {row['median_rps']:>12.0f} "
-                f"| {row['p50_ms']:>6.1f} | {row['p95_ms']:>6.1f} | {errors:>6} |"
-            )
+    args = parse(argv)
+    name = urlparse(args.database_url).path.lstrip("/")
+    redis_current, redis_base = args.redis_urls.split(",")
+    head = servers.git("rev-parse", "--short", "HEAD")
+    dirty = " + uncommitted changes" if servers.git("status", "--porcelain", "--untracked-files=no") else ""
+    trees = [servers.Tree("current", servers.ROOT, head + dirty, args.database_url, redis_current)]
+    logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    stand_in_processes = []
+    started = time.monotonic()
+    print(f"logs in {logs}; load average {os.getloadavg()}", flush=True)
+    try:
+        if args.baseline != "none":
+            base_root = servers.add_worktree(args.baseline)
+            base_ref = servers.git("rev-parse", "--short", "HEAD", cwd=base_root)
+            base_url = servers.with_db_name(args.database_url, f"{name}_base")
+            trees.insert(0, servers.Tree("baseline", base_root, base_ref, base_url, redis_base, temporary=True))
+        stand_ins = {}
+        for mode, latency in (("instant", 0), ("latency", args.latency_ms)):
+            process, url = start_localstripe(log_file=logs / f"standin-{mode}.log", latency_ms=latency, persist=False)
+            stand_in_processes.append(process)
+            stand_ins[mode] = url
+        bench = Bench(args, trees, stand_ins, logs)
+        sql = {}
+        for tree in trees:
+            bench.say(f"preparing {tree.label} ({tree.ref}) in {tree.root}: database {tree.database_url}")
+            servers.prepare(tree, stripe_base=stand_ins["instant"], reuse=args.reuse_db)
+            profile = args.profile_out if tree.label == "current" else None
+            sql[tree.label] = sql_counts(tree, stripe_base=stand_ins["instant"], profile=profile)
+            bench.say(f"  SQL {tree.label}: {sql[tree.label]}")
+        bench.rounds()
+        webhooks = webhook_rows(trees, events=args.webhook_events, say=bench.say)
+        summary = summarize(bench, sql, webhooks)
+    finally:
+        for process in stand_in_processes:
+            stop(process)
+        for tree in trees:
+            servers.flush_redis(tree.redis_url)
+            if tree.temporary:
+                servers.remove_worktree(tree.root)
+    summary["meta"] = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "seconds": round(time.monotonic() - started, 1),
+        "load_average_end": os.getloadavg(),
+        "nproc": os.cpu_count(),
+        "checkout_details": {
+            f"{tree}/{mode}/{clients}": [r.summary() for r in runs]
+            for (tree, mode, clients), runs in bench.checkouts.items()
+        },
+    }
+    print("\n" + render(summary, args.latency_ms))
     if args.json_out:
-        args.json_out.write_text(
-            json.dumps({"machine": info, "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2)
-        )
-    return 1 if any(row["errors"] for row in rows) else 0
+        args.json_out.write_text(json.dumps(summary, indent=2, default=str))
+    print(json.dumps({k: v for k, v in summary.items() if k != "meta"}, default=str))
+    failures = sum(r.failed for runs in bench.checkouts.values() for r in runs)
+    oversold = sum(row["hot_oversold"] for key, row in summary.items() if key in ("current", "baseline"))
+    return 1 if failures or oversold else 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,11 @@ Unlike ``python -m localstripe``, this launcher
   (shared by every localstripe on the machine), written atomically;
 * accepts ``--port 0`` (an ephemeral port) and prints ``LOCALSTRIPE_PORT=<n>`` on
   stdout once the socket is bound, so a parent process can find it without races;
-* with ``--exit-with-parent``, stops when the process that started it dies.
+* with ``--exit-with-parent``, stops when the process that started it dies;
+* with ``LOCALSTRIPE_LATENCY_MS=<n>`` in its environment, answers every ``/v1/`` request
+  ``n`` ms late (a realistic Stripe round trip, e.g. 150; the benchmark's latency mode);
+* with ``--no-persist`` keeps its store in memory only (localstripe pickles the whole store
+  after every write, which grows quadratic over a benchmark's thousands of objects).
 
 Tests use :func:`start_localstripe` / :func:`stop` (see ``tests/plugins/localstripe.py``).
 """
@@ -34,6 +38,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 PORT_LINE_PREFIX = "LOCALSTRIPE_PORT="
@@ -41,6 +46,7 @@ PORT_LINE_PREFIX = "LOCALSTRIPE_PORT="
 # touching its store: a side-effect-free readiness probe.
 READY_PATH = "/js.stripe.com/v3/"
 STARTUP_TIMEOUT = 15.0
+LATENCY_ENV = "LOCALSTRIPE_LATENCY_MS"
 
 # Temporary directories created by start_localstripe(data_file=None), by pid.
 _temp_dirs: dict[int, str] = {}
@@ -73,6 +79,40 @@ def _use_data_file(data_file: Path) -> None:
     resources.Store.dump_to_disk = dump_to_disk
 
 
+def _no_persist() -> None:
+    from localstripe import resources
+
+    resources.Store.try_load_from_disk = lambda self: None
+    resources.Store.dump_to_disk = lambda self: None
+
+
+def _latency_ms() -> int:
+    raw = os.environ.get(LATENCY_ENV, "").strip() or "0"
+    try:
+        value = int(raw)
+    except ValueError:
+        sys.exit(f"{LATENCY_ENV} must be a whole number of milliseconds, not {raw!r}")
+    if value < 0:
+        sys.exit(f"{LATENCY_ENV} must not be negative")
+    return value
+
+
+def _install_latency(app: Any, latency_ms: int) -> None:
+    """First middleware of the chain: every ``/v1/`` request (Stripe's API) waits ``latency_ms``
+    before it is handled, as a round trip to Stripe would; control routes and Stripe.js do not."""
+    from aiohttp import web
+
+    delay = latency_ms / 1000
+
+    @web.middleware
+    async def latency(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/v1/"):
+            await asyncio.sleep(delay)
+        return await handler(request)
+
+    app.middlewares.insert(0, latency)
+
+
 async def _watch_parent(parent_pid: int) -> None:
     # When the parent dies we are re-parented, so getppid() changes.
     while os.getppid() == parent_pid:
@@ -80,10 +120,14 @@ async def _watch_parent(parent_pid: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def serve(*, port: int, data_file: Path, from_scratch: bool, exit_with_parent: bool) -> None:
+def serve(*, port: int, data_file: Path, from_scratch: bool, exit_with_parent: bool, persist: bool = True) -> None:
+    latency_ms = _latency_ms()
     data_file = data_file.resolve()
     data_file.parent.mkdir(parents=True, exist_ok=True)
-    _use_data_file(data_file)
+    if persist:
+        _use_data_file(data_file)
+    else:
+        _no_persist()
 
     from aiohttp import web
     from localstripe import server
@@ -91,6 +135,8 @@ def serve(*, port: int, data_file: Path, from_scratch: bool, exit_with_parent: b
     from devtools import standin
 
     standin.install(server.app)
+    if latency_ms:
+        _install_latency(server.app, latency_ms)
 
     if not from_scratch:
         server.store.try_load_from_disk()
@@ -107,7 +153,9 @@ def serve(*, port: int, data_file: Path, from_scratch: bool, exit_with_parent: b
     access_log = logging.getLogger("aiohttp.access")
     access_log.setLevel(logging.DEBUG)
     access_log.addHandler(logging.StreamHandler())
-    print(f"localstripe listening on http://{HOST}:{bound_port} (data file {data_file})", file=sys.stderr)
+    where = f"data file {data_file}" if persist else "memory only"
+    late = f", {latency_ms} ms per /v1/ request" if latency_ms else ""
+    print(f"localstripe listening on http://{HOST}:{bound_port} ({where}{late})", file=sys.stderr)
 
     if exit_with_parent:
         parent_pid = os.getppid()
@@ -127,12 +175,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-file", type=Path, default=Path("var/localstripe.pickle"))
     parser.add_argument("--from-scratch", action="store_true", help="ignore an existing data file")
     parser.add_argument("--exit-with-parent", action="store_true")
+    parser.add_argument("--no-persist", action="store_true", help="keep the store in memory only")
     args = parser.parse_args(argv)
     serve(
         port=args.port,
         data_file=args.data_file,
         from_scratch=args.from_scratch,
         exit_with_parent=args.exit_with_parent,
+        persist=not args.no_persist,
     )
 
 
@@ -174,12 +224,15 @@ def start_localstripe(
     *,
     log_file: str | os.PathLike[str] | None = None,
     from_scratch: bool = True,
+    latency_ms: int = 0,
+    persist: bool = True,
 ) -> tuple[subprocess.Popen[str], str]:
     """Spawn localstripe on 127.0.0.1 and wait until it answers HTTP.
 
     ``port=None`` picks a free port. ``data_file=None`` uses a temporary file that
     :func:`stop` removes. Server logs go to ``log_file`` (default: next to the data
-    file, ``<data_file>.log``). Returns ``(process, base_url)``.
+    file, ``<data_file>.log``). ``latency_ms`` delays every ``/v1/`` answer;
+    ``persist=False`` keeps the store in memory. Returns ``(process, base_url)``.
     """
     if data_file is None:
         temp_dir = tempfile.mkdtemp(prefix="localstripe-")
@@ -202,8 +255,11 @@ def start_localstripe(
     ]
     if from_scratch:
         command.append("--from-scratch")
+    if not persist:
+        command.append("--no-persist")
     project_root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(project_root), os.environ.get("PYTHONPATH")]))}
+    env[LATENCY_ENV] = str(latency_ms)  # explicit: a caller never inherits a latency by accident
     with open(log_path, "ab") as log:
         process = subprocess.Popen(  # noqa: S603 - fixed command, no shell
             command, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=project_root

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 Status = WebhookEventStatus
 MAX_ERROR_CHARS = 4000
+# A message that finds the row's lease held checks again this long after the lease expires.
+LEASE_RECHECK_MARGIN = 0.5
 
 
 class WebhookEventStateError(Conflict):
@@ -96,17 +98,25 @@ def _assert_transition(event: WebhookEvent, target: str) -> None:
         )
 
 
-def webhook_event_enqueue(*, event_id: str) -> None:
-    """Queue processing once the current transaction commits (immediately without one).
+def webhook_event_enqueue(*, event_id: str, countdown: float | None = None) -> None:
+    """Queue processing once the current transaction commits (immediately without one), ``countdown``
+    seconds later when given.
 
     ``robust``: if the broker is down the error is logged, the event stays ``received``
     and ``webhook_events_sweep`` queues it later; the HTTP answer is unaffected.
     """
     from webhooks.tasks import webhook_event_process_task  # tasks import this module
 
+    if countdown is not None and webhook_event_process_task.app.conf.task_always_eager:
+        return  # run eagerly, "later" would be now, again and again: the sweep comes back for it
+
     def send() -> None:
         queue = settings.WEBHOOK_TASK_QUEUE
-        options = {"queue": queue} if queue != webhook_event_process_task.app.conf.task_default_queue else {}
+        options: dict[str, Any] = (
+            {"queue": queue} if queue != webhook_event_process_task.app.conf.task_default_queue else {}
+        )
+        if countdown is not None:
+            options["countdown"] = countdown
         webhook_event_process_task.apply_async(args=[event_id], **options)
 
     transaction.on_commit(send, robust=True)
@@ -183,7 +193,17 @@ def _claim(*, event_id: str) -> WebhookEvent | None:
             logger.info("webhook.skip event=%s status=%s", row.stripe_event_id, row.status)
             return None
         if row.status == Status.PROCESSING and not _lease_expired(row, now):
-            logger.info("webhook.skip event=%s status=processing (another worker holds it)", row.stripe_event_id)
+            # Another worker holds it, or held it and died: a child process killed under the task
+            # requeues its message at once, long before the lease expires. Look again when it does,
+            # so a dead holder's event is taken over then, not only by the sweep.
+            assert row.processing_started_at is not None
+            expires_in = (row.processing_started_at + settings.WEBHOOK_PROCESSING_LEASE - now).total_seconds()
+            logger.info(
+                "webhook.skip event=%s status=processing (another worker holds it) recheck_in=%.1f",
+                row.stripe_event_id,
+                expires_in,
+            )
+            webhook_event_enqueue(event_id=row.id, countdown=expires_in + LEASE_RECHECK_MARGIN)
             return None
         _assert_transition(row, Status.PROCESSING)
         row.status = Status.PROCESSING

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from carts.models import Cart
+from catalog import services as catalog_services
+from catalog.models import StockLevel, StockReservation
 from tests.factories import (
     CartFactory,
     LineItemFactory,
@@ -205,3 +208,18 @@ def test_products_list_queries_constant(api_client, region_usd, django_assert_nu
     assert response.status_code == 200
     assert response.json()["count"] == products
     assert all(v["price"]["currency_code"] == "usd" for p in response.json()["products"] for v in p["variants"])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("lines", [1, 50])
+def test_cart_write_releasing_a_stock_hold_costs_no_more(api_client, django_assert_num_queries, lines):
+    """A write releases the cart's reservations of every line and refreshes their stock rows in the
+    statement that touches the cart: a cart holding stock for 50 lines costs what an empty one does."""
+    world = _world(lines)
+    quantities = {item.variant_id: item.quantity for item in world.cart.items.all()}
+    catalog_services.stock_reserve(cart_id=world.cart.pk, quantities=quantities, ttl=timedelta(minutes=15))
+    with django_assert_num_queries(BUDGETS["update_email"][0] + TEST_SAVEPOINT):
+        response = api_client.post(f"/store/carts/{world.cart.pk}", {"email": "ada@example.com"}, format="json")
+    assert response.status_code == 200, response.content
+    assert not StockReservation.objects.filter(cart_id=world.cart.pk).exists()
+    assert set(StockLevel.objects.filter(variant_id__in=quantities).values_list("reserved", flat=True)) == {0}

@@ -336,6 +336,10 @@ def customer_create(*, email: str, metadata: dict[str, str], idempotency_key: st
     return _write("customer_create", idempotency_key, lambda c, o: c.v1.customers.create(params=params, options=o))
 
 
+def customer_retrieve(*, id: str) -> dict[str, Any]:
+    return _read("customer_retrieve", lambda client: client.v1.customers.retrieve(id))
+
+
 def customer_source_create(*, customer: str, source: str, idempotency_key: str) -> dict[str, Any]:
     """Attach a Stripe.js card token (``tok_...``) to a Customer; returns the card (``card_...``).
 

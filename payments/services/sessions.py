@@ -37,6 +37,7 @@ from payments.services.cards import (
     stripe_customer_get_or_create,
 )
 from payments.services.common import customer_of, idempotency_key, intent_payment_method
+from payments.services.mirror import stripe_object_mirror_later
 from payments.services.session_status import (
     payment_session_fail,
     payment_session_sync_from_intent,
@@ -84,7 +85,7 @@ def _intent_cancel(*, cart_id: str, intent_id: str) -> dict[str, Any]:
     key = idempotency_key("cart", cart_id, "pi", intent_id, "cancel")
     intent = gateway.payment_intent_cancel(id=intent_id, idempotency_key=key)
     logger.info("payment_intent.canceled cart_id=%s payment_intent_id=%s", cart_id, intent_id)
-    gateway.mirror(intent)
+    stripe_object_mirror_later(obj=intent)
     return intent
 
 
@@ -343,7 +344,7 @@ def payment_session_upsert(
         intent = _intent_create(
             cart_id=cart_id, currency_code=currency_code, target=target, stripe_customer_id=stripe_customer_id
         )
-        gateway.mirror(intent)
+        stripe_object_mirror_later(obj=intent)
         inserted = _session_insert(
             cart_id=cart_id,
             cart_version=cart_version,
@@ -390,7 +391,7 @@ def _intent_update(
     logger.info(
         "payment_intent.updated cart_id=%s payment_intent_id=%s fields=%s", cart_id, intent["id"], sorted(params)
     )
-    gateway.mirror(updated)
+    stripe_object_mirror_later(obj=updated)
     return updated
 
 
@@ -414,7 +415,7 @@ def _session_confirm(*, session: PaymentSession, cart_id: str, intent_id: str) -
     logger.info(
         "payment_intent.confirmed cart_id=%s payment_intent_id=%s status=%s", cart_id, intent_id, intent.get("status")
     )
-    gateway.mirror(intent)
+    stripe_object_mirror_later(obj=intent)
     payment_session_sync_from_intent(payment_intent=intent)
     session.refresh_from_db()
     return session

@@ -18,8 +18,8 @@ from tests.payments.test_card_token import card_token
 pytestmark = pytest.mark.django_db
 
 # Statements of one call, transaction control (savepoints) included.
-GUEST_CARD_QUERIES = 26
-SAVING_CARD_QUERIES = 27
+GUEST_CARD_QUERIES = 22
+SAVING_CARD_QUERIES = 23
 RETRY_QUERIES = 15
 GUEST_NO_CARD_QUERIES = 17
 
@@ -57,8 +57,7 @@ def test_guest_card_token_session_budget(shop, fake_stripe, sent_requests, djang
     assert stripe_calls(sent_requests) == [
         "POST /v1/customers",
         "POST /v1/customers/cus_/sources",
-        "POST /v1/payment_intents",
-        "POST /v1/payment_intents/pi_/confirm",
+        "POST /v1/payment_intents",  # created and confirmed in one call
     ]
 
 
@@ -93,8 +92,7 @@ def test_signed_in_saving_a_card_session_budget(shop, fake_stripe, sent_requests
     assert response.json()["payment_session"]["status"] == "authorized"
     assert stripe_calls(sent_requests) == [
         "POST /v1/customers/cus_/sources",
-        "POST /v1/payment_intents",
-        "POST /v1/payment_intents/pi_/confirm",
+        "POST /v1/payment_intents",  # created and confirmed in one call
     ]
 
 

@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from devtools.timeline import Story, timeline_apply
+from devtools.timeline import Story, timeline_apply, users_joined_at
 
 DEMO_DOMAIN = "demo.example.com"
 WEBHOOK_ID = "demo-orders"
@@ -655,7 +655,10 @@ def demo_orders_generate(
             standin.webhook_unregister()
         finally:
             receiver.close()
-    dated = timeline_apply(gen.stories) if timeline else 0
+    dated = 0
+    if timeline:
+        dated = timeline_apply(gen.stories)
+        users_joined_at(user_ids=[c.pk for c in gen.customers], at=gen.now - timedelta(days=gen.days + 3))
     waiting = webhook_selectors.webhook_inbox_counts()[WebhookEventStatus.RECEIVED]
     warned = expiry.order_authorizations_expiry_warn()  # what the hourly beat task would have written
     return Summary(

@@ -150,6 +150,7 @@ def test_demo_orders_writes_rows_only_through_the_services() -> None:
 def test_demo_orders_command_line_brings_its_own_stand_in() -> None:
     """``python -m devtools.demo_orders`` as a developer runs it: its own stand-in, settings from the
     environment, one summary line (against this test's database, emptied afterwards)."""
+    from customers.models import User
     from orders.models import Order
     from payments import ledger
 
@@ -167,6 +168,8 @@ def test_demo_orders_command_line_brings_its_own_stand_in() -> None:
     assert len(orders) == 3
     for order in orders:
         assert ledger.ledger_totals(payment_intent_id=order.payment_intent_id).authorized == order.total
+    joined = User.objects.get(email=f"customer1@{demo_orders.DEMO_DOMAIN}").date_joined
+    assert joined < min(o.created_at for o in orders)  # the account is older than the history
 
 
 def test_demo_orders_runs_again_after_its_stand_in_is_gone(localstripe: Any, settings: Any) -> None:

@@ -440,8 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         stories.append(story)
 
     _drain_webhooks()
-    for email, *_ in SHOPPERS:  # joined before their first order
-        User.objects.filter(email=email).update(date_joined=now - timedelta(days=args.days + 3))
+    shoppers = User.objects.filter(email__in=[email for email, *_ in SHOPPERS]).values_list("pk", flat=True)
+    timeline.users_joined_at(user_ids=shoppers, at=now - timedelta(days=args.days + 3))  # before their first order
     moved = timeline.timeline_apply(stories)
     print(
         f"  {len(SHOPPERS)} shoppers, {args.orders} orders ({declined} first declined, {len(saved)} saved cards), "

@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from devtools.timeline import Story, timeline_apply
+from devtools.timeline import Story, timeline_apply, users_joined_at
 
 DEMO_DOMAIN = "demo.example.com"
 WEBHOOK_ID = "demo-orders"
@@ -93,6 +93,18 @@ class StandIn:
         except urllib.error.HTTPError as exc:
             raise DemoError(f"POST {path} at the stand-in answered {exc.code}: {exc.read()[:300]!r}") from None
         return json.loads(raw) if raw.strip() else {}
+
+    def exists(self, path: str) -> bool:
+        """Whether ``GET path`` finds the object (404: it does not)."""
+        request = urllib.request.Request(self.base_url + path)  # noqa: S310 - loopback
+        request.add_header("Authorization", f"Bearer {self.api_key}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+                return not json.loads(response.read()).get("deleted")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return False
+            raise DemoError(f"GET {path} at the stand-in answered {exc.code}") from None
 
     def card_token(self, number: str) -> str:
         """What Stripe.js ``createToken`` does in the shopper's browser."""
@@ -525,22 +537,32 @@ def _shop() -> Any:
     return Shop(regions={c: r for c, r in regions.items() if shipping[c]}, shipping=shipping)
 
 
-def _customers(count: int) -> list[Any]:
-    """Demo customer accounts (registered through the customers service; nobody signs in as them)."""
+def _customers(count: int, *, standin: StandIn) -> list[Any]:
+    """Demo customer accounts (registered through the customers service; nobody signs in as them).
+
+    An account from an earlier run is reused when this stand-in knows its Stripe Customer (or it
+    has none yet); one whose Customer lived in another run's private stand-in is passed over."""
     from customers import services as customers
     from customers.models import User
+    from payments import selectors as payments
 
-    users = []
-    for n in range(count):
-        email = f"customer{n + 1}@{DEMO_DOMAIN}"
+    users: list[Any] = []
+    number = 0
+    while len(users) < count:
+        number += 1
+        email = f"customer{number}@{DEMO_DOMAIN}"
         user = User.objects.filter(email=email).first()
         if user is None:
             user = customers.customer_register(
                 email=email,
                 password=secrets.token_urlsafe(12),
-                first_name=FIRST_NAMES[n % len(FIRST_NAMES)],
-                last_name=LAST_NAMES[n % len(LAST_NAMES)],
+                first_name=FIRST_NAMES[number % len(FIRST_NAMES)],
+                last_name=LAST_NAMES[number % len(LAST_NAMES)],
             )
+        else:
+            stripe_id = payments.stripe_customer_id_for_user(user_id=user.pk)
+            if stripe_id and not standin.exists(f"/v1/customers/{stripe_id}"):
+                continue
         users.append(user)
     return users
 
@@ -616,7 +638,7 @@ def demo_orders_generate(
             standin=standin,
             receiver=receiver,
             staff_id=str(staff.pk) if staff else None,
-            customers=_customers(customers),
+            customers=_customers(customers, standin=standin),
         )
         # Orders are placed in time order, so display ids grow with time as real ones do.
         placed = sorted(gen.when() for _ in range(max(orders, 0)))
@@ -633,7 +655,10 @@ def demo_orders_generate(
             standin.webhook_unregister()
         finally:
             receiver.close()
-    dated = timeline_apply(gen.stories) if timeline else 0
+    dated = 0
+    if timeline:
+        dated = timeline_apply(gen.stories)
+        users_joined_at(user_ids=[c.pk for c in gen.customers], at=gen.now - timedelta(days=gen.days + 3))
     waiting = webhook_selectors.webhook_inbox_counts()[WebhookEventStatus.RECEIVED]
     warned = expiry.order_authorizations_expiry_warn()  # what the hourly beat task would have written
     return Summary(

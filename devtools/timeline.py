@@ -14,7 +14,8 @@ webhook inbox, emails: any model of the carts, orders, payments and webhooks app
 the order, the cart or the PaymentIntent) by the offset of the last phase that began
 before it. A timestamp after the moment the timeline is applied (a deadline: a cart's
 expiry, an authorization's ``capture_before``) moves with the story's first phase, so it
-stays as far from the placement as the services set it.
+stays as far from the placement as the services set it. :func:`users_joined_at` dates the demo's
+customer accounts before their first order.
 """
 
 from __future__ import annotations
@@ -103,3 +104,13 @@ def timeline_apply(stories: Iterable[Story]) -> int:
                         model._default_manager.filter(pk=row["pk"]).update(**changes)
                         moved += 1
     return moved
+
+
+def users_joined_at(*, user_ids: Iterable[str], at: datetime) -> int:
+    """The accounts joined ``at`` at the latest (before the history they ordered in); returns how many."""
+    from django.db.models import F, Value
+    from django.db.models.functions import Least
+
+    from customers.models import User
+
+    return User.objects.filter(pk__in=list(user_ids)).update(date_joined=Least(F("date_joined"), Value(at)))

@@ -150,6 +150,7 @@ def test_demo_orders_writes_rows_only_through_the_services() -> None:
 def test_demo_orders_command_line_brings_its_own_stand_in() -> None:
     """``python -m devtools.demo_orders`` as a developer runs it: its own stand-in, settings from the
     environment, one summary line (against this test's database, emptied afterwards)."""
+    from customers.models import User
     from orders.models import Order
     from payments import ledger
 
@@ -167,3 +168,23 @@ def test_demo_orders_command_line_brings_its_own_stand_in() -> None:
     assert len(orders) == 3
     for order in orders:
         assert ledger.ledger_totals(payment_intent_id=order.payment_intent_id).authorized == order.total
+    joined = User.objects.get(email=f"customer1@{demo_orders.DEMO_DOMAIN}").date_joined
+    assert joined < min(o.created_at for o in orders)  # the account is older than the history
+
+
+def test_demo_orders_runs_again_after_its_stand_in_is_gone(localstripe: Any, settings: Any) -> None:
+    """A second run (a new private stand-in) passes over demo customers whose Stripe Customer was the
+    first stand-in's, instead of failing on a Customer it does not know."""
+    from customers.models import User
+    from orders.models import Order
+
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_test_demo_orders"
+    settings.STRIPE_CAPTURE_METHOD = "manual"
+    run = {"stripe_base": localstripe.base_url, "orders": 3, "seed": 1, "customers": 1, "declined": 0, "abandoned": 0}
+    demo_orders.demo_orders_generate(**run)
+    localstripe.flush()  # as if that stand-in had stopped: its Customers are gone
+
+    demo_orders.demo_orders_generate(**run)
+
+    assert Order.objects.count() == 6
+    assert User.objects.filter(email__endswith=f"@{demo_orders.DEMO_DOMAIN}").count() == 2  # one passed over

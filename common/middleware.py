@@ -78,13 +78,20 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, DATABASE_ERRORS):
             return None
-        error = database_unavailable(exception, path=request.path)
-        response: HttpResponse
-        if request.path_info.startswith(self.API_PATH_PREFIXES):
-            response = _json_error(error)
-        else:
-            context = {"message": error.message, "retry_after": error.headers.get("Retry-After", "")}
-            response = HttpResponse(render_to_string(self.HTML_TEMPLATE, context), status=error.http_status)
-        for name, value in error.headers.items():
-            response[name] = value
-        return response
+        return database_unavailable_response(request, exception)
+
+
+def database_unavailable_response(request: HttpRequest, exception: BaseException) -> HttpResponse:
+    """The 503 for a database connection error: JSON under the API's paths, the HTML page elsewhere."""
+    error = database_unavailable(exception, path=request.path)
+    response: HttpResponse
+    if request.path_info.startswith(DatabaseUnavailableMiddleware.API_PATH_PREFIXES):
+        response = _json_error(error)
+    else:
+        context = {"message": error.message, "retry_after": error.headers.get("Retry-After", "")}
+        response = HttpResponse(
+            render_to_string(DatabaseUnavailableMiddleware.HTML_TEMPLATE, context), status=error.http_status
+        )
+    for name, value in error.headers.items():
+        response[name] = value
+    return response

@@ -15,6 +15,7 @@ generation, no example database, so a run is the same run on every machine.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
+from rest_framework.renderers import JSONRenderer
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
@@ -47,10 +49,6 @@ CHECKS = [
 
 def _raw_schema() -> dict[str, Any]:
     """The schema ``/store/openapi.json`` serves, without a request (collection needs no database)."""
-    import json
-
-    from rest_framework.renderers import JSONRenderer
-
     generated = SchemaGenerator().get_schema(request=None, public=True)
     return json.loads(JSONRenderer().render(generated))
 
@@ -175,3 +173,10 @@ def test_conformance_checks_catch_a_response_the_schema_does_not_describe():
 @pytest.mark.django_db
 def test_the_schema_under_test_is_the_one_the_app_serves(client):
     assert client.get("/store/openapi.json").json() == _raw_schema()
+
+
+def test_the_seeded_ids_are_the_ones_the_schema_examples_use():
+    """If an example's id changes, the seeded rows must follow, or the examples phase only meets 404s."""
+    text = json.dumps(_raw_schema())
+    seeded = [REGION_ID, PRODUCT_ID, VARIANT_ID, SHIPPING_OPTION_ID, CART_ID, ITEM_ID, ORDER_ID]
+    assert [value for value in seeded if value not in text] == []

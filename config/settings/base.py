@@ -251,10 +251,15 @@ STRIPE_TIMEOUT = env.int("STRIPE_TIMEOUT", default=10)
 # A staff payment operation whose Stripe outcome is unknown stays pending; the next action on the
 # order resumes it once it is older than one request with all its retries (docs/orders.md).
 PAYMENT_OPERATION_RESUME_AFTER = timedelta(seconds=STRIPE_TIMEOUT * (STRIPE_MAX_NETWORK_RETRIES + 1) + 5)
-# An in-flight Idempotency-Key older than the longest a request can run (its process died) is taken over
-# by a retry: by default that same bound, one Stripe call with all its retries (gunicorn's timeout is shorter).
+# The app server's request timeout: gunicorn's --timeout (README's production command passes
+# --timeout "$WEB_REQUEST_TIMEOUT"); a sync worker silent that long is killed, its request with it.
+WEB_REQUEST_TIMEOUT = env.int("WEB_REQUEST_TIMEOUT", default=30)
+# An in-flight Idempotency-Key whose request can no longer be running (gunicorn killed it) is taken over
+# by a retry: the request timeout plus a margin for the kill itself (gunicorn's arbiter checks about
+# once a second) and clock skew between web hosts.
+IDEMPOTENCY_LOCK_MARGIN = 5
 IDEMPOTENCY_LOCK_TIMEOUT = timedelta(
-    seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=int(PAYMENT_OPERATION_RESUME_AFTER.total_seconds()))
+    seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=WEB_REQUEST_TIMEOUT + IDEMPOTENCY_LOCK_MARGIN)
 )
 
 # dj-stripe

@@ -497,3 +497,45 @@ def test_middleware_leaves_other_errors_alone(path):
     middleware = DatabaseUnavailableMiddleware(lambda request: HttpResponse())
 
     assert middleware.process_exception(RequestFactory().get(path), RuntimeError("boom")) is None
+
+
+class DatabaseDownAfterTheView:
+    """A middleware whose response phase meets the dead database, as SessionMiddleware saving a
+    modified session does: outside any view, so process_exception never sees it."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> HttpResponse:
+        self.get_response(request)
+        raise OperationalError("server closed the connection unexpectedly")
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"), [("/admin/login/", "text/html"), ("/health/live", "application/json")]
+)
+def test_database_error_raised_by_a_middleware_is_503_not_500(path, content_type, settings):
+    from django.test import Client
+
+    position = settings.MIDDLEWARE.index("common.middleware.DatabaseUnavailableMiddleware") + 1
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE[:position],
+        f"{__name__}.DatabaseDownAfterTheView",
+        *settings.MIDDLEWARE[position:],
+    ]
+
+    response = Client(raise_request_exception=False).get(path)
+
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith(content_type)
+    assert response["Retry-After"] == "5"
+
+
+def test_the_500_handler_still_answers_500_for_a_bug(settings):
+    from django.test import Client
+
+    settings.ROOT_URLCONF = "tests.common.urls_idempotency"
+    response = Client(raise_request_exception=False).post("/store/test/crash", {}, content_type="application/json")
+
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"

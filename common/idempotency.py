@@ -22,6 +22,19 @@ that cannot still be running no longer blocks its retry. Database outage: if the
 deleted after the view, the view's response is still returned and the record stays in flight until
 ``IDEMPOTENCY_LOCK_TIMEOUT``, when a retry takes it over.
 
+Short writes in one transaction (PostgreSQL; ``TRANSACTIONAL_PATHS``: the cart writes, which make
+no network call and hold the cart lock for milliseconds): steps 3-5 run inside the request's own
+transaction, the one the view's service joins without a savepoint (``common.db.write_atomic``).
+The claim is one statement that also takes a transaction-scoped advisory lock on the key
+(``pg_try_advisory_xact_lock``, never waited for: a concurrent retry that cannot take it is
+``409 idempotency_key_in_use`` at once), the response is stored by an UPDATE before COMMIT, and
+the write and its record commit together or not at all: a crash can no longer leave a committed
+write behind an in-flight record whose takeover would run the write twice. A 4xx from inside the
+service rolls the transaction back; the answer is then stored on its own (one INSERT). If the
+transaction cannot commit (database outage), the answer is ``503 service_unavailable`` (the write
+did not happen, or its outcome is unknown: a retry with the same key replays it if it committed).
+The uncommitted record blocks nobody: same-key requests never wait on it (the advisory lock).
+
 Secrets in stored responses: a payment-session response carries the PaymentIntent's
 ``client_secret``, and its replay must hand the shopper that same secret (the browser needs it
 to confirm), so the body is stored as answered. It is replayed only to the same scope (the
@@ -44,11 +57,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 from django.utils import timezone
 from rest_framework import exceptions as drf_exceptions
 
+from common import db
 from common.errors import (
     DATABASE_ERRORS,
     ApplicationError,
@@ -70,6 +84,13 @@ PATH_PREFIX = "/store/"
 NOT_STORED_PATHS = (re.compile(r"^/store/auth/token/?$"),)
 # Conflicts and throttling describe a passing condition: a retry with the same key may succeed.
 NOT_STORED_STATUSES = frozenset({409, 429})
+# Short writes whose record is claimed and completed in the write's own transaction (PostgreSQL).
+TRANSACTIONAL_PATHS = (
+    re.compile(r"^/store/carts/?$"),
+    re.compile(r"^/store/carts/[^/]+/?$"),
+    re.compile(r"^/store/carts/[^/]+/line-items(/[^/]+)?/?$"),
+    re.compile(r"^/store/carts/[^/]+/shipping-methods/?$"),
+)
 REPLAYED_RESPONSE_HEADERS = ("Content-Type", "Location", "WWW-Authenticate")
 DEFAULT_LOCK_TIMEOUT = timedelta(seconds=35)  # settings.IDEMPOTENCY_LOCK_TIMEOUT's default
 
@@ -152,23 +173,40 @@ _INSERT_FIELDS = (
 )
 
 
-def _insert_if_absent(*, record: IdempotencyRecord) -> bool:
+_COMPLETED_FIELDS = (*_INSERT_FIELDS, "response_status", "response_body", "response_headers", "completed_at")
+
+
+def advisory_lock_id(*, scope: str, key: str) -> int:
+    """The 64-bit advisory lock id of one key of one scope (a signed bigint, as PostgreSQL wants)."""
+    digest = hashlib.sha256(f"idempotency\x00{scope}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _insert_if_absent(
+    *, record: IdempotencyRecord, fields_named: tuple[str, ...] = _INSERT_FIELDS, advisory_lock: bool = False
+) -> bool:
     """One ``INSERT ... ON CONFLICT (scope, key) DO NOTHING RETURNING id`` (PostgreSQL and SQLite >= 3.35).
 
     A plain ``create()`` would need a savepoint and an IntegrityError (and a server-side ERROR
     log line) on every retry; this is one statement, committed immediately in autocommit.
+    With ``advisory_lock`` (PostgreSQL, inside a transaction) the same statement first tries the
+    key's transaction-scoped advisory lock and inserts nothing when another transaction holds it.
     """
     meta = IdempotencyRecord._meta
     by_name = {field.name: field for field in meta.concrete_fields}
-    fields = [by_name[name] for name in _INSERT_FIELDS]
+    fields = [by_name[name] for name in fields_named]
     qn = connection.ops.quote_name
     pk_column = meta.pk.column if meta.pk is not None else "id"
+    placeholders = ", ".join(["%s"] * len(fields))
+    source = f"VALUES ({placeholders})"
+    params = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in fields]
+    if advisory_lock:
+        source = f"SELECT {placeholders} WHERE pg_try_advisory_xact_lock(%s)"
+        params.append(advisory_lock_id(scope=record.scope, key=record.key))
     sql = (
-        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) {source} "
         f"ON CONFLICT ({qn('scope')}, {qn('key')}) DO NOTHING RETURNING {qn(pk_column)}"
     )
-    params = [f.get_db_prep_save(getattr(record, f.attname), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -190,12 +228,8 @@ class Replay:
     record: IdempotencyRecord
 
 
-def idempotency_record_acquire(
-    *, scope: str, key: str, method: str, path: str, fingerprint: str, now: datetime | None = None
-) -> Acquired | Replay:
-    """Insert the in-flight record, or decide from the existing one. Raises 422 / 409 errors."""
-    now = now or timezone.now()
-    record = IdempotencyRecord(
+def _new_record(*, scope: str, key: str, method: str, path: str, fingerprint: str, now: datetime) -> IdempotencyRecord:
+    return IdempotencyRecord(
         scope=scope,
         key=key,
         method=method,
@@ -207,11 +241,32 @@ def idempotency_record_acquire(
         created_at=now,
         expires_at=now + settings.IDEMPOTENCY_KEY_TTL,
     )
+
+
+def idempotency_record_acquire(
+    *,
+    scope: str,
+    key: str,
+    method: str,
+    path: str,
+    fingerprint: str,
+    now: datetime | None = None,
+    in_transaction: bool = False,
+) -> Acquired | Replay:
+    """Insert the in-flight record, or decide from the existing one. Raises 422 / 409 errors.
+
+    ``in_transaction`` (PostgreSQL, inside the request's transaction): the record stays
+    uncommitted until the write commits, guarded by the key's advisory lock (see the module doc).
+    """
+    now = now or timezone.now()
+    record = _new_record(scope=scope, key=key, method=method, path=path, fingerprint=fingerprint, now=now)
     for _attempt in range(3):
-        if _insert_if_absent(record=record):
+        if _insert_if_absent(record=record, advisory_lock=in_transaction):
             return Acquired(record)
         existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
         if existing is None:
+            if in_transaction:  # another transaction holds the key's lock: its record is not committed yet
+                raise IdempotencyKeyInUse(headers={"Retry-After": "1"})
             continue  # purged between the two statements: insert again
         if existing.expires_at <= now:
             # A dead key (not purged yet) is free: take it over with this request.
@@ -258,6 +313,21 @@ def idempotency_record_complete(*, record: IdempotencyRecord, response: HttpResp
     if not updated:
         logger.warning("idempotency.lost_record scope=%s path=%s", record.scope, record.path)
     return updated == 1
+
+
+def idempotency_record_store(
+    *, scope: str, key: str, method: str, path: str, fingerprint: str, response: HttpResponse
+) -> bool:
+    """Insert an already completed record (one statement): the answer of a transactional write
+    that rolled back. False if the key was taken meanwhile (that request's answer stands)."""
+    now = timezone.now()
+    record = _new_record(scope=scope, key=key, method=method, path=path, fingerprint=fingerprint, now=now)
+    record.status = IdempotencyStatus.COMPLETED
+    record.response_status = response.status_code
+    record.response_body = response.content.decode("utf-8")
+    record.response_headers = {name: response[name] for name in REPLAYED_RESPONSE_HEADERS if response.has_header(name)}
+    record.completed_at = now
+    return _insert_if_absent(record=record, fields_named=_COMPLETED_FIELDS)
 
 
 def idempotency_record_discard(*, record: IdempotencyRecord) -> None:
@@ -321,6 +391,9 @@ class IdempotencyMiddleware:
             and not any(pattern.match(request.path_info) for pattern in NOT_STORED_PATHS)
         )
 
+    def in_transaction(self, request: HttpRequest) -> bool:
+        return db.is_postgresql() and any(pattern.match(request.path_info) for pattern in TRANSACTIONAL_PATHS)
+
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not self.applies_to(request):
             return self.get_response(request)
@@ -329,6 +402,8 @@ class IdempotencyMiddleware:
             scope = idempotency_scope_for(request=request)
             # Django caches the body in request._body; DRF then parses from that cache.
             fingerprint = request_fingerprint(body=request.body)
+            if self.in_transaction(request):
+                return self._call_in_transaction(request, scope=scope, key=key, fingerprint=fingerprint)
             outcome = idempotency_record_acquire(
                 scope=scope, key=key, method=request.method or "POST", path=request.path, fingerprint=fingerprint
             )
@@ -364,6 +439,43 @@ class IdempotencyMiddleware:
         else:
             _settle(lambda: idempotency_record_discard(record=record), record=record)
         return response
+
+    def _call_in_transaction(self, request: HttpRequest, *, scope: str, key: str, fingerprint: str) -> HttpResponse:
+        """Claim, run the view and store its answer in one transaction (see the module doc)."""
+        method, path = request.method or "POST", request.path
+        rolled_back: HttpResponse | None = None
+        try:
+            with db.request_transaction():
+                outcome = idempotency_record_acquire(
+                    scope=scope, key=key, method=method, path=path, fingerprint=fingerprint, in_transaction=True
+                )
+                if isinstance(outcome, Replay):
+                    logger.info(
+                        "idempotency.replayed scope=%s path=%s status=%s", scope, path, outcome.record.response_status
+                    )
+                    return replay_response(record=outcome.record)
+                response = self.get_response(request)
+                if not _is_storable(response):
+                    transaction.set_rollback(True)  # no record: a retry runs again
+                    return response
+                if transaction.get_rollback():  # the service failed: nothing of the write remains
+                    rolled_back = response
+                else:
+                    idempotency_record_complete(record=outcome.record, response=response)
+                    return response
+        except ApplicationError as error:
+            logger.info("idempotency.rejected code=%s path=%s", error.code, path)
+            return _error_response(error)
+        except DATABASE_ERRORS as exc:  # the claim, the record or the COMMIT failed: the write did not commit
+            return _error_response(database_unavailable(exc, path=path))
+        record = IdempotencyRecord(scope=scope, path=path)
+        _settle(
+            lambda: idempotency_record_store(
+                scope=scope, key=key, method=method, path=path, fingerprint=fingerprint, response=rolled_back
+            ),
+            record=record,
+        )
+        return rolled_back
 
 
 def _settle(write: Callable[[], object], *, record: IdempotencyRecord) -> None:

@@ -106,3 +106,35 @@ def test_cart_write_releases_its_hold_and_keeps_other_carts(api_client, region_u
     reserved = dict(StockLevel.objects.filter(variant__in=variants).values_list("variant_id", "reserved"))
     assert reserved == {v.id: (3 if v == variants[0] else 0) for v in variants}
     assert Cart.objects.get(pk=cart.pk).version == 2
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_line_adds_of_one_variant_make_one_line_with_every_unit():
+    """Eight threads add the same new variant to one cart at once: each waits for the cart lock in
+    turn, sees the line the previous one wrote, and merges into it."""
+    region = RegionFactory(currency_code="usd", countries=["US"])
+    variant = VariantFactory()
+    cart = CartFactory(region=region)
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def add() -> None:
+        try:
+            barrier.wait(10)
+            response = APIClient().post(
+                f"/store/carts/{cart.pk}/line-items", {"variant_id": variant.id, "quantity": 1}, format="json"
+            )
+            statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=add) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert statuses == [200] * 8
+    assert list(LineItem.objects.filter(cart=cart).values_list("quantity", flat=True)) == [8]
+    assert Cart.objects.get(pk=cart.pk).version == 9

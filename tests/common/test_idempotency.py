@@ -46,6 +46,14 @@ def customer_token() -> str:
     return token_for(UserFactory())
 
 
+def _waiting_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
 def cart_body(region_id: str, email: str = "a@example.com") -> str:
     return f'{{"region_id": "{region_id}", "email": "{email}"}}'
 
@@ -164,10 +172,13 @@ def test_idempotency_retry_while_in_flight_is_409_then_replays():
     thread_a = threading.Thread(target=first_request)
     thread_a.start()
     try:
+        # A cart write claims its key inside its own transaction (common/idempotency.py): the record
+        # is not visible yet, so wait until A's view waits for the cart lock.
         deadline = time.monotonic() + 10
-        while not IdempotencyRecord.objects.filter(key="slow-key", status=IdempotencyStatus.IN_FLIGHT).exists():
-            assert time.monotonic() < deadline, "the in-flight record was never committed"
+        while not _waiting_for_a_lock():
+            assert time.monotonic() < deadline, "A never reached the cart lock"
             time.sleep(0.01)
+        assert not IdempotencyRecord.objects.filter(key="slow-key").exists()  # uncommitted
 
         in_flight = post(client, f"/store/carts/{cart_id}", body, key="slow-key")
         assert thread_a.is_alive(), "A must still be inside the view"
@@ -462,9 +473,12 @@ def test_idempotency_query_overhead(api_client, region_usd, django_assert_num_qu
     with django_assert_num_queries(customer_baseline + 3):
         post(api_client, "/store/carts", body, key="q-customer", token=token)
     # Replay: the INSERT that finds the record, then the SELECT that reads it; the view does not run.
-    with django_assert_num_queries(2):
+    # A cart write's key is handled inside the request transaction (a SAVEPOINT pair in a test,
+    # BEGIN/COMMIT in production), which the baselines above include.
+    in_test_transaction = 2
+    with django_assert_num_queries(2 + in_test_transaction):
         post(api_client, "/store/carts", body, key="q-guest")
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(3 + in_test_transaction):
         post(api_client, "/store/carts", body, key="q-customer", token=token)
 
 
@@ -505,3 +519,60 @@ def test_idempotency_in_flight_lock_blocks_a_retry_only_within_the_request_timeo
         assert response["Retry-After"] == "1"
         assert (record.status, record.lock_token) == (IdempotencyStatus.IN_FLIGHT, stale.lock_token)
         assert Cart.objects.count() == 0
+
+
+# --- cart writes: the write and its record commit together (issue 13) ---------------------------
+
+
+@pytest.fixture
+def record_completion_fails():
+    """A real database fault: completing the record of key ``k-fails`` raises a connection error."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE FUNCTION pg_temp.idempotency_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.key = 'k-fails' AND NEW.status = 'completed' THEN
+                    RAISE EXCEPTION 'injected' USING ERRCODE = '08006';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER idempotency_fail BEFORE UPDATE ON common_idempotencyrecord
+                FOR EACH ROW EXECUTE FUNCTION pg_temp.idempotency_fail();
+            """
+        )
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER idempotency_fail ON common_idempotencyrecord")
+
+
+@pytest.mark.django_db
+def test_idempotency_cart_write_rolls_back_when_its_record_cannot_be_stored(
+    api_client, region_usd, record_completion_fails
+):
+    cart_id = post(api_client, "/store/carts", cart_body(region_usd.id)).json()["cart"]["id"]
+
+    response = post(api_client, f"/store/carts/{cart_id}", '{"email": "new@example.com"}', key="k-fails")
+
+    # Not a 200 for a write that is not there: 503, retry with the same key.
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"
+    cart = Cart.objects.get(pk=cart_id)
+    assert (cart.email, cart.version) == ("a@example.com", 1)
+    assert not IdempotencyRecord.objects.filter(key="k-fails").exists()
+
+
+@pytest.mark.django_db
+def test_idempotency_cart_write_error_from_the_service_is_stored_and_replayed(api_client, region_usd):
+    cart_id = post(api_client, "/store/carts", cart_body(region_usd.id)).json()["cart"]["id"]
+    body = '{"variant_id": "variant_nope", "quantity": 1}'
+
+    first = post(api_client, f"/store/carts/{cart_id}/line-items", body, key="k-404")
+    second = post(api_client, f"/store/carts/{cart_id}/line-items", body, key="k-404")
+
+    assert first.status_code == 404
+    assert second.status_code == 404 and second["Idempotent-Replayed"] == "true"
+    assert second.content == first.content
+    record = IdempotencyRecord.objects.get(key="k-404")
+    assert (record.status, record.response_status) == (IdempotencyStatus.COMPLETED, 404)
+    assert Cart.objects.get(pk=cart_id).version == 1  # the failed write left nothing

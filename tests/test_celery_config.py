@@ -88,6 +88,14 @@ def test_a_webhook_event_on_a_killed_worker_is_processed_within_a_minute(tasks):
     assert settings.WEBHOOK_SWEEP_AFTER.total_seconds() > settings.WEBHOOK_RETRY_BACKOFF_MAX + hard
 
 
+def test_worker_pool_defaults_to_prefork_with_two_children_per_cpu():
+    """prefork enforces the time limits (solo and threads do not); two children per CPU measured best
+    for webhook processing on 2 CPUs (docs/benchmarks.md, "Webhook worker")."""
+    assert app.conf.worker_pool == "prefork"
+    assert app.conf.worker_concurrency == 2 * (os.cpu_count() or 1)
+    assert app.conf.worker_prefetch_multiplier == 1
+
+
 def test_transport_options_reach_the_redis_channel():
     """kombu reads these names (an unknown one is silently ignored): check the channel got them."""
     from kombu.transport.redis import Channel

@@ -189,15 +189,32 @@ def _lease_expired(row: WebhookEvent, now: datetime) -> bool:
 _CLAIMABLE = sorted(status for status, targets in WEBHOOK_EVENT_TRANSITIONS.items() if Status.PROCESSING in targets)
 
 
+def _in(values: frozenset[str]) -> str:
+    return ", ".join(f"'{value}'" for value in sorted(values))  # event type names: [a-z._] only
+
+
 @cache
-def _claim_sql() -> str:
+def _claim_sql(vendor: str) -> str:
     table = WebhookEvent._meta.db_table
     columns = ", ".join(f'"{field.column}"' for field in WebhookEvent._meta.concrete_fields)
     assert _CLAIMABLE == [Status.PROCESSING, Status.RECEIVED], _CLAIMABLE
+    assert all(set(t) <= set("abcdefghijklmnopqrstuvwxyz._") for t in handlers.RECONCILING), handlers.RECONCILING
+    # A coalescible event is not claimed while a reconcile of its intent that was claimed after it
+    # arrived is in flight: that reconcile covers it and settles it when it ends (``_coalesce``).
+    # PostgreSQL only (the interval arithmetic); elsewhere every event is processed on its own.
+    wait_for_sibling = (
+        f' AND NOT ("type" IN ({_in(handlers.COALESCIBLE)}) AND "payment_intent_id" <> \'\' AND EXISTS ('
+        f'SELECT 1 FROM "{table}" AS "sibling" WHERE "sibling"."payment_intent_id" = "{table}"."payment_intent_id" '
+        f'AND "sibling"."id" <> "{table}"."id" AND "sibling"."status" = \'processing\' '
+        f'AND "sibling"."type" IN ({_in(handlers.RECONCILING)}) AND "sibling"."processing_started_at" > %s '
+        f'AND "sibling"."processing_started_at" > "{table}"."received_at" + interval \'{COALESCE_CLOCK_MARGIN.total_seconds()} seconds\'))'
+        if vendor == "postgresql"
+        else ""
+    )
     return (
         f'UPDATE "{table}" SET "status" = %s, "attempts" = "attempts" + 1, "processing_started_at" = %s, '
         f'"updated_at" = %s WHERE "id" = %s AND ("status" = %s OR ("status" = %s AND '
-        f'("processing_started_at" IS NULL OR "processing_started_at" <= %s))) RETURNING {columns}'
+        f'("processing_started_at" IS NULL OR "processing_started_at" <= %s))){wait_for_sibling} RETURNING {columns}'
     )
 
 
@@ -208,13 +225,32 @@ def _claim(*, event_id: str) -> WebhookEvent | None:
     now = timezone.now()
     lease_cutoff = now - settings.WEBHOOK_PROCESSING_LEASE
     params = [Status.PROCESSING, now, now, event_id, Status.RECEIVED, Status.PROCESSING, lease_cutoff]
-    claimed = list(WebhookEvent.objects.raw(_claim_sql(), params))
+    if connection.vendor == "postgresql":
+        params.append(lease_cutoff)  # the sibling's lease is alive
+    claimed = list(WebhookEvent.objects.raw(_claim_sql(connection.vendor), params))
     if claimed:
         return claimed[0]
     # Nothing claimed (the rare path: a duplicate message): find out why, for the log and the re-check.
-    row = WebhookEvent.objects.filter(pk=event_id).only("stripe_event_id", "status", "processing_started_at").first()
+    row = (
+        WebhookEvent.objects.filter(pk=event_id)
+        .only("stripe_event_id", "status", "processing_started_at", "payment_intent_id")
+        .first()
+    )
     if row is None:
         logger.warning("webhook.skip id=%s reason=no_such_row", event_id)
+    elif row.status == Status.RECEIVED:
+        # Left for the reconcile of its intent in flight (see _claim_sql): it settles this one when it
+        # ends. If it fails instead, look again once its lease expires.
+        sibling = (
+            WebhookEvent.objects.filter(payment_intent_id=row.payment_intent_id, status=Status.PROCESSING)
+            .exclude(pk=row.pk)
+            .order_by("-processing_started_at")
+            .values_list("processing_started_at", flat=True)
+            .first()
+        )
+        expires_in = (sibling + settings.WEBHOOK_PROCESSING_LEASE - now).total_seconds() if sibling else 0.0
+        logger.info("webhook.skip event=%s reason=coalescing recheck_in=%.1f", row.stripe_event_id, expires_in)
+        webhook_event_enqueue(event_id=event_id, countdown=max(expires_in, 0.0) + LEASE_RECHECK_MARGIN)
     elif row.status == Status.PROCESSING and row.processing_started_at is not None:
         # Another worker holds it, or held it and died: a child process killed under the task
         # requeues its message at once, long before the lease expires. Look again when it does,

@@ -7,6 +7,7 @@ security headers), ``test`` (pytest). ``config.settings`` picks one (see ``__ini
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -289,6 +290,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a worker holds (unacked) only the message it runs
+# The prefork pool (the one that enforces the time limits), two children per CPU: a webhook event
+# spends about half its time waiting on Stripe and PostgreSQL. Measured on 2 CPUs (docs/benchmarks.md,
+# "Webhook worker"): 2 children 7 events/s, 4 children 15/s, 8 children 11/s.
+CELERY_WORKER_POOL = "prefork"
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=2 * (os.cpu_count() or 1))
 # Time limits in seconds (soft raises SoftTimeLimitExceeded in the task, hard kills the child; the
 # prefork pool enforces both, the solo pool neither). One Stripe call with all its retries is
 # STRIPE_TIMEOUT x (STRIPE_MAX_NETWORK_RETRIES + 1) = 30 s by default.

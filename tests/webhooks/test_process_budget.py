@@ -149,3 +149,40 @@ def test_coalescible_types_are_the_intents_own_reconcile_only():
     assert "payment_intent.canceled" not in handlers.COALESCIBLE  # its handler alerts staff
     assert not {t for t in handlers.COALESCIBLE if not t.startswith("payment_intent.")}
     assert not {t for t in handlers.RECONCILING if t.startswith("charge.dispute.")}
+
+
+def test_an_event_waits_for_the_reconcile_of_its_intent_in_flight(localstripe, django_assert_num_queries):
+    """Concurrent workers take a payment's events off the queue together: the one claimed first
+    reconciles, the others (received before that claim) are left to it instead of re-reading Stripe."""
+    intent, payment_intent_id = _paid_with_order(localstripe)
+    in_flight = _row("payment_intent.amount_capturable_updated", intent, payment_intent_id=payment_intent_id, age=6)
+    waiting = _row("payment_intent.succeeded", intent, payment_intent_id=payment_intent_id, age=5)
+    charge = {"id": "ch_wait", "object": "charge", "payment_intent": payment_intent_id}
+    charge_event = _row("charge.succeeded", charge, payment_intent_id=payment_intent_id, age=5)
+    WebhookEvent.objects.filter(pk=in_flight.pk).update(
+        status=Status.PROCESSING, processing_started_at=timezone.now(), attempts=1
+    )
+
+    with django_assert_num_queries(3):  # the claim updates nothing; the row; the sibling's lease
+        assert services.webhook_event_process(event_id=waiting.id) is None
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.attempts) == (Status.RECEIVED, 0)
+    processed = services.webhook_event_process(event_id=charge_event.id)  # not coalescible: its own reconcile
+    assert processed is not None and processed.status == Status.PROCESSED
+
+    # the reconcile in flight ends (here: runs again from received) and settles the waiting one
+    WebhookEvent.objects.filter(pk=in_flight.pk).update(status=Status.RECEIVED)
+    services.webhook_event_process(event_id=in_flight.id)
+    waiting.refresh_from_db()
+    assert waiting.status == Status.PROCESSED and waiting.last_error.startswith("coalesced: reconciled with")
+
+
+def test_an_event_does_not_wait_for_a_reconcile_claimed_before_it_arrived(localstripe):
+    intent, payment_intent_id = _paid_with_order(localstripe)
+    in_flight = _row("payment_intent.amount_capturable_updated", intent, payment_intent_id=payment_intent_id, age=6)
+    WebhookEvent.objects.filter(pk=in_flight.pk).update(
+        status=Status.PROCESSING, processing_started_at=timezone.now() - timedelta(seconds=5), attempts=1
+    )
+    later = _row("payment_intent.succeeded", intent, payment_intent_id=payment_intent_id)  # after that claim
+    processed = services.webhook_event_process(event_id=later.id)
+    assert processed is not None and processed.last_error.startswith("unchanged")

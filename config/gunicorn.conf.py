@@ -1,4 +1,14 @@
-"""gunicorn settings: ``gunicorn -c config/gunicorn.conf.py`` (add ``--bind``, ``--workers`` as needed).
+"""gunicorn settings: ``gunicorn -c config/gunicorn.conf.py`` (add ``--bind``).
+
+* Workers: ``gthread``, one process per CPU (``WEB_CONCURRENCY`` overrides), each with
+  ``GUNICORN_THREADS`` (8) request threads and HTTP keep-alive (``GUNICORN_KEEPALIVE``, 75 s:
+  longer than a load balancer's usual 60 s idle timeout, so the balancer closes first). Threads
+  let concurrent webhook deliveries of one process share a commit (webhooks/handoff.py, group
+  commit) and keep a request waiting on Stripe from blocking the process; keep-alive saves a
+  TCP handshake per delivery. ``timeout`` (30 s) restarts a worker whose main loop stops
+  answering; with threads it does not cut a single slow request (Stripe calls have their own
+  ``STRIPE_TIMEOUT``). Every thread may hold a database connection (``CONN_MAX_AGE``): size
+  PostgreSQL's ``max_connections`` for workers x threads per host, plus the Celery workers.
 
 * Logging: gunicorn's own loggers (``gunicorn.error``, ``gunicorn.access``) are configured
   with the project's ``settings.LOGGING`` (config/logging.py) as ``logconfig_dict``, so
@@ -17,6 +27,11 @@ from django.conf import settings
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 wsgi_app = "config.wsgi:application"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+threads = int(os.environ.get("GUNICORN_THREADS") or 8)
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE") or 75)
+timeout = 30
 logconfig_dict = settings.LOGGING  # reads the settings module only (no app loading in the master)
 accesslog = "-"
 access_log_format = (

@@ -167,6 +167,11 @@ class Connection:
                 headers[key.strip().lower()] = value.strip()
         if "content-length" in headers:
             body = await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                body += (await self.reader.readexactly(size + 2))[:-2]
+            await self.reader.readuntil(b"\r\n")  # the last chunk's (empty) trailer line
         else:
             body = await self.reader.read()
             headers["connection"] = "close"

@@ -2,7 +2,9 @@
 
 * ``webhook_event_receive`` verifies ``Stripe-Signature`` (payments.gateway, every configured
   secret, ``STRIPE_WEBHOOK_TOLERANCE``), stores the event once (unique Stripe event id; every
-  ``client_secret`` redacted, ``payload_redact``) and enqueues its processing on commit. A duplicate delivery returns the stored row, unprocessed.
+  ``client_secret`` redacted, ``payload_redact``) with one group-committed insert and hands its
+  processing to a background sender (webhooks/handoff.py). A duplicate delivery is
+  acknowledged as one, unread and unqueued.
 * ``webhook_event_process`` claims the row (one ``UPDATE ... RETURNING``), runs the handler
   *outside* any transaction (handlers call Stripe), then settles the row: ``processed``, or
   back to ``received`` for a retry, or ``failed`` (dead letter) on the last attempt.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -28,7 +31,7 @@ from django.utils import timezone
 from common import metrics, request_context
 from common.errors import Conflict, NotFound
 from payments import gateway
-from webhooks import handlers
+from webhooks import handlers, handoff
 from webhooks.models import WEBHOOK_EVENT_TRANSITIONS, WebhookEvent, WebhookEventStatus
 
 logger = logging.getLogger(__name__)
@@ -70,6 +73,7 @@ REDACTED = "[redacted]"
 # Fields of Stripe objects that let their holder act on the payment (a PaymentIntent's
 # ``client_secret`` confirms it from a browser): never stored in the inbox, never shown.
 SECRET_FIELDS = frozenset({"client_secret"})
+_UNSET: Any = object()
 
 
 def secrets_redact(value: Any) -> Any:
@@ -81,13 +85,21 @@ def secrets_redact(value: Any) -> Any:
     return value
 
 
-def payload_redact(*, payload: str) -> str:
+def _may_hold_secrets(payload: str) -> bool:
+    """Cheap pre-check: a body that names no secret field (and escapes no character, which could
+    spell one) needs no redaction pass."""
+    return "\\u" in payload or any(name in payload for name in SECRET_FIELDS)
+
+
+def payload_redact(*, payload: str, decoded: Any = _UNSET) -> str:
     """The webhook body as stored: the same JSON with client secrets redacted (re-serialised
-    only then: without a secret, or not JSON, the body is stored exactly as it came)."""
-    try:
-        decoded = json.loads(payload)
-    except ValueError:
-        return payload
+    only then: without a secret, or not JSON, the body is stored exactly as it came).
+    ``decoded``: the body already parsed, when the caller has it."""
+    if decoded is _UNSET:
+        try:
+            decoded = json.loads(payload)
+        except ValueError:
+            return payload
     redacted = secrets_redact(decoded)
     if redacted == decoded:
         return payload  # nothing secret: keep the bytes exactly as Stripe signed them
@@ -128,12 +140,25 @@ def webhook_event_enqueue(*, event_id: str, countdown: float | None = None) -> N
 # --- Receive ----------------------------------------------------------------------------
 
 
-def webhook_event_receive(*, payload: bytes, sig_header: str) -> tuple[WebhookEvent, bool]:
-    """Verify and store one delivery. Returns (the inbox row, created now).
+@dataclass(frozen=True)
+class WebhookReceipt:
+    """What the acknowledgement says: the Stripe event id, and whether this delivery stored it."""
 
-    Raises ``WebhookSignatureError`` (400) when no configured secret verifies the
-    signature within the tolerance. A duplicate is acknowledged: same row, ``created``
-    False, nothing enqueued.
+    stripe_event_id: str
+    type: str
+    created: bool
+    id: str | None  # the new inbox row's id; None for a duplicate (the stored row is not read)
+
+
+def webhook_event_receive(*, payload: bytes, sig_header: str) -> WebhookReceipt:
+    """Verify and store one delivery; queue its processing once stored.
+
+    Raises ``WebhookSignatureError`` (400) when no configured secret verifies the signature
+    within the tolerance. The row is written by one ``INSERT ... ON CONFLICT DO NOTHING
+    RETURNING`` in autocommit, shared with concurrent deliveries of this process (group
+    commit, webhooks/handoff.py): when this returns, the row is committed. A duplicate is
+    acknowledged without a read: ``created`` False, nothing queued. The processing is handed
+    to a background sender (the sweep queues it if that never happens).
     """
     try:
         event = gateway.webhook_event_construct(
@@ -147,33 +172,30 @@ def webhook_event_receive(*, payload: bytes, sig_header: str) -> tuple[WebhookEv
         raise
     obj = (event.get("data") or {}).get("object") or {}
     created_ts = event.get("created")
-    defaults = {
-        "type": str(event.get("type") or "")[:128],
-        "livemode": bool(event.get("livemode")),
-        "api_version": str(event.get("api_version") or "")[:64],
-        "stripe_created_at": datetime.fromtimestamp(created_ts, tz=UTC) if isinstance(created_ts, int) else None,
-        "object_id": str(obj.get("id") or "")[:255] if isinstance(obj, dict) else "",
-        "payment_intent_id": _payment_intent_of(obj)[:255] if isinstance(obj, dict) else "",
-        # verified, so it decoded once already; client secrets never reach the inbox (or the admin)
-        "payload": payload_redact(payload=payload.decode("utf-8")),
-    }
-    stripe_event_id = str(event["id"])[:255]
-    candidate = WebhookEvent(stripe_event_id=stripe_event_id, **defaults)
-    with transaction.atomic():
-        # INSERT ... ON CONFLICT DO NOTHING: a concurrent delivery of the same event waits for
-        # ours on the unique index, then inserts nothing and reads our row.
-        WebhookEvent.objects.bulk_create([candidate], ignore_conflicts=True)
-        row = WebhookEvent.objects.get(stripe_event_id=stripe_event_id)
-        created = row.pk == candidate.pk
-        if created:
-            webhook_event_enqueue(event_id=row.id)
+    text = payload.decode("utf-8")
+    row = WebhookEvent(
+        stripe_event_id=str(event["id"])[:255],
+        type=str(event.get("type") or "")[:128],
+        livemode=bool(event.get("livemode")),
+        api_version=str(event.get("api_version") or "")[:64],
+        stripe_created_at=datetime.fromtimestamp(created_ts, tz=UTC) if isinstance(created_ts, int) else None,
+        object_id=str(obj.get("id") or "")[:255] if isinstance(obj, dict) else "",
+        payment_intent_id=_payment_intent_of(obj)[:255] if isinstance(obj, dict) else "",
+        # verified and decoded once already; client secrets never reach the inbox (or the admin)
+        payload=payload_redact(payload=text, decoded=event) if _may_hold_secrets(text) else text,
+    )
+    created = handoff.inbox_insert(row=row)
     if created:
+        # immediately in autocommit (the webhook view); after the commit inside a transaction
+        transaction.on_commit(lambda: handoff.publisher.publish(event_ids=[row.id]), robust=True)
         metrics.WEBHOOK_EVENTS_RECEIVED.labels(row.type).inc()
         logger.info("webhook.received event=%s type=%s id=%s", row.stripe_event_id, row.type, row.id)
     else:
         metrics.WEBHOOK_EVENTS_DUPLICATE.labels(row.type).inc()
-        logger.info("webhook.duplicate event=%s type=%s status=%s", row.stripe_event_id, row.type, row.status)
-    return row, created
+        logger.info("webhook.duplicate event=%s type=%s", row.stripe_event_id, row.type)
+    return WebhookReceipt(
+        stripe_event_id=row.stripe_event_id, type=row.type, created=created, id=row.id if created else None
+    )
 
 
 # --- Process ----------------------------------------------------------------------------

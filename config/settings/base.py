@@ -83,6 +83,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every log line of the request carries its request_id (common/request_context.py).
     "common.request_context.RequestIdMiddleware",
+    # Second: POST /webhooks/stripe is answered here, without the rest (webhooks/middleware.py).
+    "webhooks.middleware.WebhookAckMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and the storefront's static files in production mode too (no CDN needed).

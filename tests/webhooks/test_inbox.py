@@ -194,11 +194,11 @@ def test_inbox_payload_round_trips(raw_client, webhook_secret):
 
 
 def test_inbox_query_budget_receive_and_process(raw_client, webhook_secret, django_assert_num_queries):
-    """Receiving is one insert attempt (+ savepoints); processing an ignored type touches only its row."""
+    """Receiving is one statement; processing an ignored type touches only its row."""
     event = build_event("customer.created", {"id": "cus_q", "object": "customer"})
-    with django_assert_num_queries(4):  # (savepoint) INSERT ... ON CONFLICT DO NOTHING, SELECT (release)
+    with django_assert_num_queries(1):  # INSERT ... ON CONFLICT DO NOTHING RETURNING: no savepoint, no read
         assert deliver(raw_client, event).status_code == 200
-    with django_assert_num_queries(4):  # the duplicate: the same two statements, nothing inserted
+    with django_assert_num_queries(1):  # the duplicate: the same statement, nothing inserted, nothing returned
         assert deliver(raw_client, event).json()["duplicate"] is True
     row = WebhookEvent.objects.get()
     with django_assert_num_queries(2):  # UPDATE ... RETURNING (the claim), UPDATE (the settle)

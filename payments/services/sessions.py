@@ -134,7 +134,8 @@ def _session_record(
             "The cart changed while its payment session was being updated. Please retry.",
             code="payment_session_stale",
         )
-    session.refresh_from_db()
+    for name, value in fields.items():  # what the row holds now (update() leaves updated_at alone)
+        setattr(session, name, value)
     if session.status != old_status:
         metrics.record_payment_session_status(
             currency=session.currency_code, amount=session.amount, old=old_status, new=session.status

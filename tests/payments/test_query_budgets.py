@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 # Statements of one call, transaction control (savepoints) included.
 GUEST_CARD_QUERIES = 17
 SAVING_CARD_QUERIES = 19
-RETRY_QUERIES = 15
+RETRY_QUERIES = 14
 GUEST_NO_CARD_QUERIES = 16
 
 

@@ -64,11 +64,19 @@ def guest_customer_id_for_cart(*, cart_id: str) -> str | None:
     return sessions.order_by("-created_at").values_list("stripe_customer_id", flat=True).first()
 
 
-def card_token_attach(*, token: str, cart_id: str, email: str, user_id: str | None) -> tuple[str, str]:
+def guest_customer_id_in(sessions: list[PaymentSession]) -> str | None:
+    """``guest_customer_id_for_cart`` over a cart's sessions already read (newest first)."""
+    return next((s.stripe_customer_id for s in sessions if not s.customer_id and s.stripe_customer_id), None)
+
+
+def card_token_attach(
+    *, token: str, cart_id: str, email: str, user_id: str | None, guest_customer_id: str | None = None
+) -> tuple[str, str]:
     """Attach a Stripe.js card token to a Stripe Customer; returns (customer id, card id).
 
     The Customer is the signed-in customer's own (the card then stays on it), else one per
-    guest cart: created on the first token, kept on the cart's payment sessions, reused for
+    guest cart (``guest_customer_id``: the caller's ``guest_customer_id_in`` of the cart's
+    sessions): created on the first token, kept on the cart's payment sessions, reused for
     the next card tried on that cart. The card id (``card_...``) is then set on the cart's
     PaymentIntent and confirmed like a saved card. Raises ``PaymentError`` ``card_declined``
     when the card is refused on attach. Calls Stripe: never inside a transaction.
@@ -76,7 +84,7 @@ def card_token_attach(*, token: str, cart_id: str, email: str, user_id: str | No
     if user_id:
         customer_id = stripe_customer_get_or_create(user_id=user_id)
     else:
-        customer_id = guest_customer_id_for_cart(cart_id=cart_id) or ""
+        customer_id = guest_customer_id or ""  # the caller read the cart's sessions
         if not customer_id:
             params: dict[str, Any] = {"email": email, "metadata": {"cart_id": cart_id}}
             customer = gateway.customer_create(

@@ -85,6 +85,28 @@ def payment_session_sync_from_intent(*, payment_intent: dict[str, Any]) -> Payme
     return session
 
 
+def payment_session_created_confirmed(*, session: PaymentSession, payment_intent: dict[str, Any]) -> None:
+    """A session just inserted with the status of its intent confirmed at create: record what
+    ``payment_session_sync_from_intent`` records for that change from ``pending`` (the status
+    metric, the attempt outcome, the card save on commit), with no lock or re-read: the row is new.
+    """
+    if session.status != PaymentSessionStatus.PENDING:
+        metrics.record_payment_session_status(
+            currency=session.currency_code,
+            amount=int(payment_intent.get("amount") or session.amount),
+            old=PaymentSessionStatus.PENDING,
+            new=session.status,
+        )
+        payment_attempt_record_from_intent(payment_intent=payment_intent, session=session)
+    if (
+        session.status in (PaymentSessionStatus.AUTHORIZED, PaymentSessionStatus.SUCCEEDED)
+        and session.save_payment_method
+        and not settings.STRIPE_SEND_SETUP_FUTURE_USAGE
+    ):
+        intent_id = str(payment_intent["id"])
+        transaction.on_commit(lambda: _card_save_enqueue(payment_intent_id=intent_id), robust=True)
+
+
 def _card_save_enqueue(*, payment_intent_id: str) -> None:
     """After commit: queue saving the shopper's card. A broker outage is logged, never raised:
     the payment (and the order placed with it) stands; the card is just not saved."""

@@ -32,13 +32,14 @@ from payments.services.attempts import (
 )
 from payments.services.cards import (
     card_token_attach,
-    guest_customer_id_for_cart,
+    guest_customer_id_in,
     saved_payment_method_get,
     stripe_customer_get_or_create,
 )
 from payments.services.common import customer_of, idempotency_key, intent_payment_method
 from payments.services.mirror import stripe_object_mirror_later
 from payments.services.session_status import (
+    payment_session_created_confirmed,
     payment_session_fail,
     payment_session_sync_from_intent,
     session_status_for_intent,
@@ -133,7 +134,8 @@ def _session_record(
             "The cart changed while its payment session was being updated. Please retry.",
             code="payment_session_stale",
         )
-    session.refresh_from_db()
+    for name, value in fields.items():  # what the row holds now (update() leaves updated_at alone)
+        setattr(session, name, value)
     if session.status != old_status:
         metrics.record_payment_session_status(
             currency=session.currency_code, amount=session.amount, old=old_status, new=session.status
@@ -183,13 +185,10 @@ def _session_insert(
 ) -> PaymentSession | None:
     """Insert the active session for a new intent; ``None`` if a concurrent request won.
 
-    ``confirmed``: the intent was confirmed at create. The row starts ``pending`` with its first
-    confirm counted, and ``_session_confirmed`` moves it to what the intent says (metrics and
-    attempt outcome recorded as for a separate confirm).
+    ``confirmed``: the intent was confirmed at create: the row has its first confirm counted and
+    the status the confirm gave (``_session_confirmed`` records what that change records).
     """
     fields = _session_fields_from_intent(intent)
-    if confirmed:
-        fields["status"] = PaymentSessionStatus.PENDING
     try:
         with transaction.atomic():
             return PaymentSession.objects.create(
@@ -277,11 +276,18 @@ def payment_session_upsert(
             payment_method_id=payment_method_id,
             card_token=card_token,
         )
+    # Every session of the cart, newest first, in one read: the active one, the guest cart's
+    # Customer, and how many intents the cart had (the next one's idempotency key).
+    cart_sessions = list(PaymentSession.objects.filter(cart_id=cart_id).order_by("-created_at", "-id"))
     stripe_customer_id: str | None
     if card_token:
         try:
             stripe_customer_id, payment_method_id = card_token_attach(
-                token=card_token, cart_id=cart_id, email=email, user_id=user_id
+                token=card_token,
+                cart_id=cart_id,
+                email=email,
+                user_id=user_id,
+                guest_customer_id=None if user_id else guest_customer_id_in(cart_sessions),
             )
         except ApplicationError as exc:  # a card refused on attach: no session, still an attempt
             payment_attempt_record_attach_failure(
@@ -291,7 +297,7 @@ def payment_session_upsert(
     elif user_id:
         stripe_customer_id = stripe_customer_get_or_create(user_id=user_id)
     elif payment_method_id:  # a guest's tokenized card, tried again on a replacement intent (below)
-        stripe_customer_id = guest_customer_id_for_cart(cart_id=cart_id)
+        stripe_customer_id = guest_customer_id_in(cart_sessions)
     else:  # a guest: the cart's own Customer once a card token made one (from its session, below)
         stripe_customer_id = None
     if payment_method_id:
@@ -304,7 +310,7 @@ def payment_session_upsert(
     )
     currency_code = currency_code.lower()
 
-    session = PaymentSession.objects.filter(cart_id=cart_id, is_active=True).first()
+    session = next((s for s in cart_sessions if s.is_active), None)
     if session is not None and not user_id and stripe_customer_id is None:
         stripe_customer_id = session.stripe_customer_id or None
     if session is not None and session.cart_version > cart_version:
@@ -356,7 +362,7 @@ def payment_session_upsert(
         )
         created = False
     else:
-        n = PaymentSession.objects.filter(cart_id=cart_id).count() + 1
+        n = len(cart_sessions) + 1
         confirmed = bool(target.payment_method_id)
         try:
             intent = _intent_create(
@@ -463,8 +469,7 @@ def _session_confirmed(*, session: PaymentSession, intent: dict[str, Any]) -> Pa
         intent["id"],
         intent.get("status"),
     )
-    payment_session_sync_from_intent(payment_intent=intent)
-    session.refresh_from_db()
+    payment_session_created_confirmed(session=session, payment_intent=intent)
     return session
 
 

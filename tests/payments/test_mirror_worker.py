@@ -17,6 +17,7 @@ import pytest
 from payments.models import PaymentSession, StripeCustomer
 from tests.factories import UserFactory, VariantFactory
 from tests.helpers import VISA, token_for
+from tests.orders.test_after_sale_fixes import broker_down  # noqa: F401 - fixture
 from tests.payments.test_card_token import card_token
 from tests.plugins.celery_worker import celery_broker, celery_unconsumed_queue, celery_worker  # noqa: F401
 
@@ -108,3 +109,17 @@ def test_the_request_leaves_the_mirror_to_the_worker(shop, fake_stripe, celery_u
     assert not djstripe_models.PaymentIntent.objects.exists()
     assert not djstripe_models.Customer.objects.exists()
     assert redis.Redis.from_url(broker_url()).llen(celery_unconsumed_queue) >= 1
+
+
+def test_broker_down_leaves_the_payment_standing_and_logs_the_mirror(shop, fake_stripe, broker_down, caplog):  # noqa: F811
+    """A broker outage when the mirror is queued: the payment session still answers 201."""
+    from djstripe import models as djstripe_models
+
+    cart = shop.cart((VariantFactory(prices={"usd": 1450}), 1))
+
+    response = shop.pay(cart["id"], card_token=card_token(fake_stripe, VISA))
+
+    assert response.status_code == 201, response.content
+    assert response.json()["payment_session"]["status"] == "authorized"
+    assert "stripe_mirror.enqueue_failed object=payment_intent" in caplog.text
+    assert not djstripe_models.PaymentIntent.objects.exists()

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from carts import checkout, selectors, services
+from carts.models import Cart
 from carts.serializers import (
     CartCreateInputSerializer,
     CartSerializer,
@@ -118,8 +119,8 @@ def user_id_of(request: Request) -> str | None:
     return user.id if user and user.is_authenticated else None
 
 
-def cart_response(request: Request, cart_id: str, http_status: int = status.HTTP_200_OK) -> Response:
-    cart = selectors.cart_get_for_customer(cart_id=cart_id, user_id=user_id_of(request))
+def cart_response(cart: Cart, http_status: int = status.HTTP_200_OK) -> Response:
+    """The cart as a service or selector returned it (lines and payment session attached: no query)."""
     return Response({"cart": CartSerializer(cart).data}, status=http_status)
 
 
@@ -151,7 +152,7 @@ class CartViewSet(viewsets.ViewSet):
         data = CartCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         cart = services.cart_create(customer_id=user_id_of(request), **data.validated_data)
-        return cart_response(request, cart.id, status.HTTP_201_CREATED)
+        return cart_response(cart, status.HTTP_201_CREATED)
 
     @extend_schema(
         responses=CartResponse,
@@ -163,7 +164,7 @@ class CartViewSet(viewsets.ViewSet):
         examples=[_CART_EXAMPLE],
     )
     def retrieve(self, request: Request, pk: str) -> Response:
-        return cart_response(request, pk)
+        return cart_response(selectors.cart_get_for_customer(cart_id=pk, user_id=user_id_of(request)))
 
     @extend_schema(
         request=CartUpdateInputSerializer,
@@ -183,8 +184,7 @@ class CartViewSet(viewsets.ViewSet):
     def update(self, request: Request, pk: str) -> Response:
         data = CartUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.cart_update(cart_id=pk, user_id=user_id_of(request), **data.validated_data)
-        return cart_response(request, pk)
+        return cart_response(services.cart_update(cart_id=pk, user_id=user_id_of(request), **data.validated_data))
 
     @extend_schema(
         request=ItemInputSerializer,
@@ -201,8 +201,7 @@ class CartViewSet(viewsets.ViewSet):
     def line_item_add(self, request: Request, pk: str) -> Response:
         data = ItemInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.cart_line_add(cart_id=pk, user_id=user_id_of(request), **data.validated_data)
-        return cart_response(request, pk)
+        return cart_response(services.cart_line_add(cart_id=pk, user_id=user_id_of(request), **data.validated_data))
 
     @extend_schema(
         request=LineItemQuantityInputSerializer,
@@ -216,8 +215,9 @@ class CartViewSet(viewsets.ViewSet):
     def line_item_update(self, request: Request, pk: str, item_id: str) -> Response:
         data = LineItemQuantityInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.cart_line_update(cart_id=pk, user_id=user_id_of(request), item_id=item_id, **data.validated_data)
-        return cart_response(request, pk)
+        return cart_response(
+            services.cart_line_update(cart_id=pk, user_id=user_id_of(request), item_id=item_id, **data.validated_data)
+        )
 
     @extend_schema(
         request=None,
@@ -232,8 +232,7 @@ class CartViewSet(viewsets.ViewSet):
         ],
     )
     def line_item_remove(self, request: Request, pk: str, item_id: str) -> Response:
-        services.cart_line_remove(cart_id=pk, user_id=user_id_of(request), item_id=item_id)
-        return cart_response(request, pk)
+        return cart_response(services.cart_line_remove(cart_id=pk, user_id=user_id_of(request), item_id=item_id))
 
     @extend_schema(
         request=ShippingMethodInputSerializer,
@@ -247,8 +246,9 @@ class CartViewSet(viewsets.ViewSet):
     def shipping_method_set(self, request: Request, pk: str) -> Response:
         data = ShippingMethodInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.cart_shipping_method_set(cart_id=pk, user_id=user_id_of(request), **data.validated_data)
-        return cart_response(request, pk)
+        return cart_response(
+            services.cart_shipping_method_set(cart_id=pk, user_id=user_id_of(request), **data.validated_data)
+        )
 
     # --- Payment sessions (issue 3) -----------------------------------------------------
     action_throttles: dict[str, tuple[type, ...]] = {

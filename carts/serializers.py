@@ -10,7 +10,6 @@ from carts.calculations import CartTotals
 from carts.models import Cart, CartStatus, LineItem
 from carts.services import MAX_LINE_QUANTITY, MAX_LINES
 from common.fields import StrictCharField, StrictEmailField, StrictIntegerField, StrictRegexField
-from payments import selectors as payment_selectors
 from payments.serializers import PaymentSessionSerializer
 
 
@@ -171,5 +170,5 @@ class CartSerializer(CheckoutSummarySerializer, serializers.ModelSerializer):
 
     @extend_schema_field(PaymentSessionSerializer(allow_null=True))
     def get_payment_session(self, cart: Cart) -> dict[str, Any] | None:
-        session = payment_selectors.payment_session_active_for_cart(cart_id=cart.id)
+        session = selectors.cart_payment_session(cart=cart)
         return PaymentSessionSerializer(session).data if session else None  # type: ignore[return-value]  # its field "data" shadows .data in the stubs

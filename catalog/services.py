@@ -109,6 +109,30 @@ def stock_release_for_carts(*, cart_ids: Sequence[str], now: datetime | None = N
     return deleted
 
 
+def stock_release_ctes() -> str:
+    """``WITH`` clauses that release one cart's reservations inside the statement they open.
+
+    PostgreSQL only. Parameters: ``%(cart_id)s`` and ``%(now)s``. The statement locks the cart's
+    reserved stock rows in primary-key order before it deletes any reservation (the fixed lock
+    order: cart, then stock rows), deletes the reservations (``released`` returns one row per
+    deleted reservation) and refreshes ``reserved`` on those stock rows from the remaining active
+    reservations: a fixed cost for any number of lines, and nothing is locked when the cart holds
+    nothing. The caller holds the cart's row lock, so no reservation of the cart appears meanwhile.
+    """
+    reservations = StockReservation._meta.db_table
+    stock = StockLevel._meta.db_table
+    return (
+        f"held AS (SELECT variant_id FROM {reservations} WHERE cart_id = %(cart_id)s), "
+        f"stock_locked AS (SELECT id FROM {stock} WHERE variant_id IN (SELECT variant_id FROM held) "
+        "ORDER BY id FOR UPDATE), "
+        f"released AS (DELETE FROM {reservations} WHERE cart_id = %(cart_id)s "
+        "AND (SELECT count(*) FROM stock_locked) >= 0 RETURNING variant_id), "
+        f"stock_refreshed AS (UPDATE {stock} SET reserved = COALESCE((SELECT SUM(r.quantity) "
+        f"FROM {reservations} r WHERE r.variant_id = {stock}.variant_id AND r.expires_at > %(now)s "
+        f"AND r.cart_id <> %(cart_id)s), 0) WHERE id IN (SELECT id FROM stock_locked) RETURNING id)"
+    )
+
+
 def stock_release(*, cart_id: str, now: datetime | None = None) -> int:
     """Drop every reservation of this cart. Returns how many rows were released."""
     return stock_release_for_carts(cart_ids=[cart_id], now=now)

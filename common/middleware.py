@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 
 from common.errors import DATABASE_ERRORS, ApplicationError, database_unavailable
 
@@ -54,12 +55,19 @@ def _json_error(error: ApplicationError) -> JsonResponse:
 
 
 class DatabaseUnavailableMiddleware:
-    """A database connection error raised by a view outside DRF (whose handler covers its own
-    views) under ``/store``, ``/webhooks`` or ``/health`` answers ``503 service_unavailable``
-    with ``Retry-After`` in the one error shape, never a 500 page. Stripe retries a webhook
-    delivery that got a 5xx, so a 503 from the inbox loses nothing."""
+    """A database connection error raised by a view outside DRF (whose handler covers the API's
+    own views) answers ``503`` with ``Retry-After``, never a 500 page:
 
-    PATH_PREFIXES = ("/store/", "/webhooks/", "/health/")
+    * under ``/store``, ``/webhooks``, ``/health`` and ``/metrics``: ``service_unavailable`` in
+      the one JSON error shape (Stripe retries a webhook delivery that got a 5xx, so a 503 from
+      the inbox loses nothing);
+    * anywhere else (the admin, the storefront's pages): the small HTML page
+      ``templates/503.html``, rendered without a request, so no context processor (the signed-in
+      user, messages) reaches for the database that just failed.
+    """
+
+    API_PATH_PREFIXES = ("/store/", "/webhooks/", "/health/", "/metrics")
+    HTML_TEMPLATE = "503.html"
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -68,10 +76,22 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, DATABASE_ERRORS) or not request.path_info.startswith(self.PATH_PREFIXES):
+        if not isinstance(exception, DATABASE_ERRORS):
             return None
-        error = database_unavailable(exception, path=request.path)
+        return database_unavailable_response(request, exception)
+
+
+def database_unavailable_response(request: HttpRequest, exception: BaseException) -> HttpResponse:
+    """The 503 for a database connection error: JSON under the API's paths, the HTML page elsewhere."""
+    error = database_unavailable(exception, path=request.path)
+    response: HttpResponse
+    if request.path_info.startswith(DatabaseUnavailableMiddleware.API_PATH_PREFIXES):
         response = _json_error(error)
-        for name, value in error.headers.items():
-            response[name] = value
-        return response
+    else:
+        context = {"message": error.message, "retry_after": error.headers.get("Retry-After", "")}
+        response = HttpResponse(
+            render_to_string(DatabaseUnavailableMiddleware.HTML_TEMPLATE, context), status=error.http_status
+        )
+    for name, value in error.headers.items():
+        response[name] = value
+    return response

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -15,7 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.errors import ApplicationError, NotFound, ServiceUnavailable
+from common.errors import DATABASE_ERRORS, ApplicationError, NotFound, ServiceUnavailable
+from common.middleware import database_unavailable_response
 from common.schema import error_body, error_response
 
 logger = logging.getLogger(__name__)
@@ -35,7 +37,13 @@ def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> Json
     return handler404(request)
 
 
-def handler500(request: HttpRequest) -> JsonResponse:
+def handler500(request: HttpRequest) -> HttpResponse:
+    """Django calls it inside the ``except`` of the exception it could not handle. A database
+    connection error raised outside a view (a middleware: the session saved after the view) is an
+    outage, not a bug: the same 503 as DatabaseUnavailableMiddleware's."""
+    exception = sys.exc_info()[1]
+    if isinstance(exception, DATABASE_ERRORS):
+        return database_unavailable_response(request, exception)
     return _json_error(ApplicationError("Internal server error.", code="internal_error", http_status=500))
 
 

@@ -5,6 +5,7 @@ On a cache outage both count in the process's fallback (common.throttling), neve
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from common.throttling import ClientIpThrottle, FixedWindowThrottle
@@ -36,7 +37,9 @@ class TokenEmailThrottle(FixedWindowThrottle):
             self._incr(window[0])
 
     def ident(self, request: Any, view: Any) -> str | None:
+        """SHA-256 of the normalized email: a fixed-length ASCII cache key whatever the client sent
+        (any length, any characters), and no customer's email in Redis."""
         email = request.data.get("email") if isinstance(request.data, dict) else None
         if not isinstance(email, str) or not email.strip():
             return None  # the serializer answers 400 for it
-        return email.strip().lower()[:254]
+        return hashlib.sha256(email.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()

@@ -3,9 +3,10 @@
     python -m devtools.demo_history --base-url http://127.0.0.1:8000 --stripe-base http://127.0.0.1:8420
 
 ``devtools.demo`` runs it once the server answers ``/health/ready``; it does nothing when the
-demo shoppers exist already. Unlike ``generate_demo_orders`` (bulk rows with fake Stripe ids,
-for volume and screenshots), everything here goes through the product's own paths, so every
-button in the admin works on these orders afterwards:
+demo shoppers exist already. Like ``devtools.demo_orders`` (in its own process, through the
+services, for volume and screenshots), everything here goes through the product's own paths,
+but over HTTP against the demo's server and stand-in, so every button in the admin works on
+these orders afterwards:
 
 * shoppers register over the store API (``POST /store/customers``) and sign in for a token;
 * each order is a real checkout over HTTP: cart, items, addresses, shipping, a card tokenized
@@ -17,8 +18,9 @@ button in the admin works on these orders afterwards:
 * when Stripe's webhooks for all of it are processed, the rows' timestamps are moved back
   onto a timeline over the last ``--days`` days: each phase of an order (placed, captured,
   shipped, delivered, refunded) gets its own moment, and every timestamp written during that
-  phase (order, cart, events, ledger, sessions, webhook inbox, emails) moves with it. Only
-  timestamps move; amounts, statuses and Stripe's objects are as the services left them.
+  phase (order, cart, events, ledger, sessions, webhook inbox, emails) moves with it
+  (``devtools.timeline``). Only timestamps move; amounts, statuses and Stripe's objects are
+  as the services left them.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import django
+
+from devtools import timeline
+from devtools.timeline import Story
 
 SHOPPERS: list[tuple[str, str, str, dict[str, str]]] = [
     # email, first name, last name, address (without names)
@@ -175,21 +179,6 @@ class Api:
         return json.loads(raw)
 
 
-@dataclass
-class Story:
-    """One order (or abandoned cart) and when each of its phases happened on the demo's timeline."""
-
-    placed_at: datetime
-    order_id: str | None = None
-    cart_id: str = ""
-    marks: list[tuple[datetime, datetime]] = field(default_factory=list)  # (real moment, timeline moment)
-
-    def mark(self, at: datetime) -> None:
-        from django.utils import timezone
-
-        self.marks.append((timezone.now(), at))
-
-
 def _checkout(
     api: Api,
     rng: random.Random,
@@ -270,7 +259,7 @@ def _staff_story(rng: random.Random, *, order: dict[str, Any], story: Story, sta
     from orders import services as orders
 
     age = now - story.placed_at
-    staff = {"actor": "staff", "user_id": staff_id}
+    staff: dict[str, Any] = {"actor": "staff", "user_id": staff_id}
     if age < timedelta(days=2):
         return  # still authorized: the "to capture" queue
     if rng.random() < 0.08:
@@ -316,59 +305,6 @@ def _drain_webhooks(timeout: float = 90.0) -> None:
             return
         time.sleep(0.3)
     print("  (some webhook events were still waiting; their timestamps stay as they are)", flush=True)
-
-
-def _backdate(stories: list[Story]) -> int:
-    """Move every timestamp written for a story onto its timeline (see the module docstring)."""
-    from django.apps import apps
-    from django.db import models, transaction
-
-    from orders.models import Order
-
-    intents = dict(
-        Order.objects.filter(pk__in=[s.order_id for s in stories if s.order_id]).values_list("pk", "payment_intent_id")
-    )
-    moved = 0
-    watched = [
-        m for label in ("carts", "orders", "payments", "webhooks") for m in apps.get_app_config(label).get_models()
-    ]
-    with transaction.atomic():
-        for story in stories:
-            keys = {
-                "order": story.order_id,
-                "order_id": story.order_id,
-                "cart": story.cart_id,
-                "cart_id": story.cart_id,
-                "payment_intent_id": intents.get(story.order_id or ""),
-            }
-            marks = sorted(story.marks)
-            for model in watched:
-                stamps = [f.attname for f in model._meta.concrete_fields if isinstance(f, models.DateTimeField)]
-                if model._meta.label == "orders.Order":
-                    rows = model.objects.filter(pk=story.order_id)
-                elif model._meta.label == "carts.Cart":
-                    rows = model.objects.filter(pk=story.cart_id)
-                else:
-                    names = {f.attname for f in model._meta.concrete_fields} | {
-                        f.name for f in model._meta.concrete_fields
-                    }
-                    key = next((k for k in keys if k in names and keys[k]), None)
-                    if key is None:
-                        continue
-                    rows = model.objects.filter(**{key: keys[key]})
-                for row in rows.values("pk", *stamps):
-                    changes = {}
-                    for name in stamps:
-                        value = row[name]
-                        if value is None:
-                            continue
-                        before = [(real, at) for real, at in marks if real <= value] or marks[:1]
-                        real, at = before[-1]
-                        changes[name] = value - (real - at)
-                    if changes:
-                        model.objects.filter(pk=row["pk"]).update(**changes)
-                        moved += 1
-    return moved
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -504,9 +440,9 @@ def main(argv: list[str] | None = None) -> int:
         stories.append(story)
 
     _drain_webhooks()
-    for email, *_ in SHOPPERS:  # joined before their first order
-        User.objects.filter(email=email).update(date_joined=now - timedelta(days=args.days + 3))
-    moved = _backdate(stories)
+    shoppers = User.objects.filter(email__in=[email for email, *_ in SHOPPERS]).values_list("pk", flat=True)
+    timeline.users_joined_at(user_ids=shoppers, at=now - timedelta(days=args.days + 3))  # before their first order
+    moved = timeline.timeline_apply(stories)
     print(
         f"  {len(SHOPPERS)} shoppers, {args.orders} orders ({declined} first declined, {len(saved)} saved cards), "
         f"{args.abandoned} abandoned carts over {args.days} days; {moved} rows dated "

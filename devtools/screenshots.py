@@ -5,7 +5,8 @@
 Without ``--base-url`` it serves the project itself (``manage.py runserver`` on 127.0.0.1, a
 free port, the database of ``DATABASE_URL``), creates a throwaway superuser
 (``screenshots@example.com``) and stops the server afterwards. ``--generate`` first runs
-``generate_demo_orders --replace --seed 42`` so there is something to look at.
+``python -m devtools.demo_orders --seed 42`` (it adds orders: start from an empty database for
+the same pictures) so there is something to look at.
 
 It logs in through the admin login form with Playwright driving Debian's Chromium
 (``/usr/bin/chromium``: ``apt-get install -y chromium``; no browser download) and writes
@@ -158,17 +159,15 @@ def _staff_user() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--generate", action="store_true", help="generate_demo_orders --replace --seed 42 first")
+    parser.add_argument("--generate", action="store_true", help="python -m devtools.demo_orders --seed 42 first")
     parser.add_argument("--base-url", help="an already running server (then --email and --password)")
     parser.add_argument("--email", default=SCREENSHOT_EMAIL)
     parser.add_argument("--password")
     args = parser.parse_args()
 
+    if args.generate:  # its own process: it points the gateway at its own Stripe stand-in
+        subprocess.run([sys.executable, "-m", "devtools.demo_orders", "--seed", "42"], cwd=ROOT, check=True)  # noqa: S603
     _setup_django()
-    if args.generate:
-        from django.core.management import call_command
-
-        call_command("generate_demo_orders", replace=True, seed=42)
     shots = pages_to_shoot()
     server: subprocess.Popen[bytes] | None = None
     base_url, password = args.base_url, args.password

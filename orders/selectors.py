@@ -78,6 +78,23 @@ def order_queryset_for_store() -> QuerySet[Order]:
     )
 
 
+def order_for_store_just_placed(*, order: Order) -> Order:
+    """The order ``order_place`` just created, shaped as ``order_get_for_store`` reads it, with no query.
+
+    Its lines are the ones placement inserted (``placed_lines``, in position order, as the
+    prefetch orders them); a new order has no shipment, and no refund row (placement refuses a
+    payment whose money went back). Amounts still come from the ledger (``order_amounts``).
+    """
+    lines = list(order.placed_lines)  # type: ignore[attr-defined]  # set by order_place
+    queryset = order.lines.all()
+    queryset._result_cache = lines  # what prefetch_related stores: a queryset already evaluated
+    queryset._prefetch_done = True  # type: ignore[attr-defined]  # Django internals, as prefetch_related sets them
+    order._prefetched_objects_cache = {"lines": queryset}  # type: ignore[attr-defined]
+    order.shipment_rows = None  # type: ignore[attr-defined]  # the annotations of order_queryset_for_store
+    order.refund_rows = None  # type: ignore[attr-defined]
+    return order
+
+
 def order_get(*, order_id: str) -> Order:
     order = order_queryset().filter(pk=order_id).first()
     if order is None:

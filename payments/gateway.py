@@ -73,6 +73,17 @@ class OutcomeUnknown(ProviderUnavailable):
     """
 
 
+class ConfirmDeclined(PaymentError):
+    """A PaymentIntent created with ``confirm=True`` was refused (card declined, authentication
+    required): Stripe did create the intent, in ``requires_payment_method`` with
+    ``last_payment_error``. ``payment_intent_id`` names it when Stripe's error says so (Stripe
+    sends the intent, localstripe only the failed charge, which names it); ``None`` otherwise."""
+
+    def __init__(self, error: PaymentError, *, payment_intent_id: str | None) -> None:
+        super().__init__(error.message, code=error.code, param=error.param)
+        self.payment_intent_id = payment_intent_id
+
+
 class WebhookSignatureError(ValidationError):
     code = "invalid_signature"
     default_message = "The webhook signature is missing, invalid or too old."
@@ -222,9 +233,36 @@ def payment_intent_create(
         params["payment_method_types"] = ["card"]
     if confirm:
         params["confirm"] = True
-    return _write(
-        "payment_intent_create", idempotency_key, lambda c, o: c.v1.payment_intents.create(params=params, options=o)
-    )
+    try:
+        return _write(
+            "payment_intent_create",
+            idempotency_key,
+            lambda c, o: c.v1.payment_intents.create(params=params, options=o),
+        )
+    except PaymentError as exc:
+        if not confirm:
+            raise
+        raise ConfirmDeclined(exc, payment_intent_id=_declined_intent_id(exc.__cause__)) from exc.__cause__
+
+
+def _declined_intent_id(cause: BaseException | None) -> str | None:
+    """The PaymentIntent a card error of a create-and-confirm is about (Stripe: ``error.payment_intent``;
+    localstripe: read from ``error.charge``). ``None`` when neither names it or the read fails."""
+    error = getattr(cause, "error", None)
+    if error is None:
+        return None
+    intent = getattr(error, "payment_intent", None)
+    if isinstance(intent, dict) and intent.get("id"):  # a StripeObject is a dict
+        return str(intent["id"])
+    charge_id = getattr(error, "charge", None)
+    if not charge_id:
+        return None
+    try:
+        charge = charge_retrieve(id=str(charge_id))
+    except ApplicationError:
+        return None
+    payment_intent = charge.get("payment_intent")
+    return str(payment_intent) if payment_intent else None
 
 
 def payment_intent_update(
@@ -334,6 +372,10 @@ def dispute_list(*, payment_intent: str) -> list[dict[str, Any]]:
 def customer_create(*, email: str, metadata: dict[str, str], idempotency_key: str) -> dict[str, Any]:
     params: CustomerCreateParams = {"email": email, "metadata": metadata}
     return _write("customer_create", idempotency_key, lambda c, o: c.v1.customers.create(params=params, options=o))
+
+
+def customer_retrieve(*, id: str) -> dict[str, Any]:
+    return _read("customer_retrieve", lambda client: client.v1.customers.retrieve(id))
 
 
 def customer_source_create(*, customer: str, source: str, idempotency_key: str) -> dict[str, Any]:

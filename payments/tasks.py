@@ -34,3 +34,15 @@ def payment_method_save(payment_intent_id: str) -> bool:
     except ApplicationError as exc:
         logger.warning("payment_method.save_failed payment_intent_id=%s code=%s", payment_intent_id, exc.code)
         return False
+
+
+@shared_task(name="payments.tasks.stripe_object_mirror")
+def stripe_object_mirror(object_type: str, object_id: str) -> bool:
+    """Copy a Stripe object's current state into dj-stripe's tables (enqueued on commit by the
+    payment-session and saved-card services). Best effort: the mirror is a read-only copy, a
+    failure is logged, never raised; the next write or webhook of the object mirrors it again."""
+    try:
+        return services.stripe_object_mirror(object_type=object_type, object_id=object_id)
+    except ApplicationError as exc:
+        logger.warning("stripe_mirror.read_failed object=%s id=%s code=%s", object_type, object_id, exc.code)
+        return False

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -24,6 +25,21 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _log_handlers_stay_writable():
+    """A test that reconfigures logging while pytest captures its output (``dictConfig`` under
+    ``capsys``) leaves the root handler on the capture's stream, closed when the test ends: every
+    later log line of the run, from any test or a live server's thread, then prints
+    ``--- Logging error --- ValueError: I/O operation on closed file`` instead of the line."""
+    yield
+    closed = [
+        handler
+        for handler in logging.getLogger().handlers
+        if getattr(getattr(handler, "stream", None), "closed", False)
+    ]
+    assert not closed, f"this test left root log handlers on a closed stream: {closed}"
 
 
 @pytest.fixture(autouse=True)

@@ -145,6 +145,14 @@ HANDLERS: dict[str, Handler] = {
     "charge.dispute.funds_reinstated": dispute,
 }
 
+# Types that reconcile the event's PaymentIntent (re-read from Stripe after the event arrived).
+RECONCILING = frozenset(t for t, h in HANDLERS.items() if h in (_reconcile, payment_intent_canceled))
+# Types whose whole handling is that reconcile, nothing taken from the event's snapshot (the intent
+# is re-read and mirrored): a reconcile of their intent that started after they arrived handled them
+# too, so webhooks.services settles them with it (coalescing) instead of re-reading Stripe per event.
+# Not charge/refund events (their handler mirrors the snapshot) nor payment_intent.canceled (its alert).
+COALESCIBLE = frozenset(t for t, h in HANDLERS.items() if h is _reconcile and t.startswith("payment_intent."))
+
 
 def dispatch(*, event: Event) -> str:
     """Run the handler of this event's type; unknown types are acknowledged with a note."""

@@ -3,7 +3,7 @@
 * ``webhook_event_receive`` verifies ``Stripe-Signature`` (payments.gateway, every configured
   secret, ``STRIPE_WEBHOOK_TOLERANCE``), stores the event once (unique Stripe event id; every
   ``client_secret`` redacted, ``payload_redact``) and enqueues its processing on commit. A duplicate delivery returns the stored row, unprocessed.
-* ``webhook_event_process`` claims the row (short transaction, row lock), runs the handler
+* ``webhook_event_process`` claims the row (one ``UPDATE ... RETURNING``), runs the handler
   *outside* any transaction (handlers call Stripe), then settles the row: ``processed``, or
   back to ``received`` for a retry, or ``failed`` (dead letter) on the last attempt.
 * ``webhook_event_replay`` (staff) puts a failed or processed event back in the queue.
@@ -17,14 +17,15 @@ import json
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from common import metrics
+from common import metrics, request_context
 from common.errors import Conflict, NotFound
 from payments import gateway
 from webhooks import handlers
@@ -34,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 Status = WebhookEventStatus
 MAX_ERROR_CHARS = 4000
+# A message that finds the row's lease held checks again this long after the lease expires.
+LEASE_RECHECK_MARGIN = 0.5
+# Events received this little before a claim are not coalesced into it (clock skew between machines).
+COALESCE_CLOCK_MARGIN = timedelta(seconds=1)
 
 
 class WebhookEventStateError(Conflict):
@@ -96,17 +101,25 @@ def _assert_transition(event: WebhookEvent, target: str) -> None:
         )
 
 
-def webhook_event_enqueue(*, event_id: str) -> None:
-    """Queue processing once the current transaction commits (immediately without one).
+def webhook_event_enqueue(*, event_id: str, countdown: float | None = None) -> None:
+    """Queue processing once the current transaction commits (immediately without one), ``countdown``
+    seconds later when given.
 
     ``robust``: if the broker is down the error is logged, the event stays ``received``
     and ``webhook_events_sweep`` queues it later; the HTTP answer is unaffected.
     """
     from webhooks.tasks import webhook_event_process_task  # tasks import this module
 
+    if countdown is not None and webhook_event_process_task.app.conf.task_always_eager:
+        return  # run eagerly, "later" would be now, again and again: the sweep comes back for it
+
     def send() -> None:
         queue = settings.WEBHOOK_TASK_QUEUE
-        options = {"queue": queue} if queue != webhook_event_process_task.app.conf.task_default_queue else {}
+        options: dict[str, Any] = (
+            {"queue": queue} if queue != webhook_event_process_task.app.conf.task_default_queue else {}
+        )
+        if countdown is not None:
+            options["countdown"] = countdown
         webhook_event_process_task.apply_async(args=[event_id], **options)
 
     transaction.on_commit(send, robust=True)
@@ -171,26 +184,51 @@ def _lease_expired(row: WebhookEvent, now: datetime) -> bool:
     return started is None or started <= now - settings.WEBHOOK_PROCESSING_LEASE
 
 
+# The statuses a claim may start from (the transition table's way into "processing"): received, and
+# processing itself once the holder's lease expired.
+_CLAIMABLE = sorted(status for status, targets in WEBHOOK_EVENT_TRANSITIONS.items() if Status.PROCESSING in targets)
+
+
+@cache
+def _claim_sql() -> str:
+    table = WebhookEvent._meta.db_table
+    columns = ", ".join(f'"{field.column}"' for field in WebhookEvent._meta.concrete_fields)
+    assert _CLAIMABLE == [Status.PROCESSING, Status.RECEIVED], _CLAIMABLE
+    return (
+        f'UPDATE "{table}" SET "status" = %s, "attempts" = "attempts" + 1, "processing_started_at" = %s, '
+        f'"updated_at" = %s WHERE "id" = %s AND ("status" = %s OR ("status" = %s AND '
+        f'("processing_started_at" IS NULL OR "processing_started_at" <= %s))) RETURNING {columns}'
+    )
+
+
 def _claim(*, event_id: str) -> WebhookEvent | None:
-    """received -> processing under a row lock; None when there is nothing to do."""
+    """received (or processing past its lease) -> processing in one ``UPDATE ... RETURNING``; None
+    when there is nothing to do. Two claims of one row serialise on its row lock: the second one's
+    condition no longer holds once the first committed, so it updates nothing."""
     now = timezone.now()
-    with transaction.atomic():
-        row = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
-        if row is None:
-            logger.warning("webhook.skip id=%s reason=no_such_row", event_id)
-            return None
-        if row.status in (Status.PROCESSED, Status.FAILED):
-            logger.info("webhook.skip event=%s status=%s", row.stripe_event_id, row.status)
-            return None
-        if row.status == Status.PROCESSING and not _lease_expired(row, now):
-            logger.info("webhook.skip event=%s status=processing (another worker holds it)", row.stripe_event_id)
-            return None
-        _assert_transition(row, Status.PROCESSING)
-        row.status = Status.PROCESSING
-        row.attempts += 1
-        row.processing_started_at = now
-        row.save(update_fields=["status", "attempts", "processing_started_at", "updated_at"])
-    return row
+    lease_cutoff = now - settings.WEBHOOK_PROCESSING_LEASE
+    params = [Status.PROCESSING, now, now, event_id, Status.RECEIVED, Status.PROCESSING, lease_cutoff]
+    claimed = list(WebhookEvent.objects.raw(_claim_sql(), params))
+    if claimed:
+        return claimed[0]
+    # Nothing claimed (the rare path: a duplicate message): find out why, for the log and the re-check.
+    row = WebhookEvent.objects.filter(pk=event_id).only("stripe_event_id", "status", "processing_started_at").first()
+    if row is None:
+        logger.warning("webhook.skip id=%s reason=no_such_row", event_id)
+    elif row.status == Status.PROCESSING and row.processing_started_at is not None:
+        # Another worker holds it, or held it and died: a child process killed under the task
+        # requeues its message at once, long before the lease expires. Look again when it does,
+        # so a dead holder's event is taken over then, not only by the sweep.
+        expires_in = (row.processing_started_at + settings.WEBHOOK_PROCESSING_LEASE - now).total_seconds()
+        logger.info(
+            "webhook.skip event=%s status=processing (another worker holds it) recheck_in=%.1f",
+            row.stripe_event_id,
+            expires_in,
+        )
+        webhook_event_enqueue(event_id=event_id, countdown=max(expires_in, 0.0) + LEASE_RECHECK_MARGIN)
+    else:
+        logger.info("webhook.skip event=%s status=%s", row.stripe_event_id, row.status)
+    return None
 
 
 def _settle(*, row: WebhookEvent, target: str, error: str = "", retry_in: float | None = None) -> bool:
@@ -209,7 +247,51 @@ def _settle(*, row: WebhookEvent, target: str, error: str = "", retry_in: float 
     updated = WebhookEvent.objects.filter(pk=row.pk, status=Status.PROCESSING, attempts=row.attempts).update(**changes)
     if not updated:
         logger.warning("webhook.settle_lost event=%s attempt=%s target=%s", row.stripe_event_id, row.attempts, target)
-    return bool(updated)
+        return False
+    for name, value in changes.items():  # the row as stored, without reading it back
+        setattr(row, name, value)
+    return True
+
+
+def _reconciled(*, note: str | None, payment_intent_id: str) -> bool:
+    """Whether the handler's note says it reconciled this PaymentIntent (``<action> <pi> ...``)."""
+    return bool(payment_intent_id) and (note or "").split()[1:2] == [payment_intent_id]
+
+
+@cache
+def _coalesce_sql() -> str:
+    table = WebhookEvent._meta.db_table
+    types = ", ".join(["%s"] * len(handlers.COALESCIBLE))
+    return (
+        f'UPDATE "{table}" SET "status" = %s, "processed_at" = %s, "updated_at" = %s, "last_error" = %s, '
+        f'"next_attempt_at" = NULL WHERE "payment_intent_id" = %s AND "status" = %s AND "type" IN ({types}) '
+        f'AND "received_at" < %s AND "id" <> %s RETURNING "type"'
+    )
+
+
+def _coalesce(*, row: WebhookEvent) -> int:
+    """Settle the other waiting events of ``row``'s PaymentIntent that its reconcile covered: those of a
+    ``handlers.COALESCIBLE`` type received before ``row`` was claimed (so before Stripe was re-read),
+    minus ``COALESCE_CLOCK_MARGIN`` for the clocks of the web and worker machines. One statement; their
+    queued messages then find them processed and stop at the claim, without a Stripe call."""
+    assert row.processing_started_at is not None
+    now = timezone.now()
+    note = f"coalesced: reconciled with {row.stripe_event_id} ({row.id})"
+    params: list[Any] = [Status.PROCESSED, now, now, note, row.payment_intent_id, Status.RECEIVED]
+    params += [*sorted(handlers.COALESCIBLE), row.processing_started_at - COALESCE_CLOCK_MARGIN, row.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(_coalesce_sql(), params)
+        types = [event_type for (event_type,) in cursor.fetchall()]
+    for event_type in types:
+        metrics.WEBHOOK_EVENTS_PROCESSED.labels(event_type).inc()
+    if types:
+        logger.info(
+            "webhook.coalesced event=%s payment_intent_id=%s count=%d",
+            row.stripe_event_id,
+            row.payment_intent_id,
+            len(types),
+        )
+    return len(types)
 
 
 def webhook_event_process(
@@ -224,6 +306,7 @@ def webhook_event_process(
     row = _claim(event_id=event_id)
     if row is None:
         return None
+    request_context.bind(stripe_event_id=row.stripe_event_id, payment_intent_id=row.payment_intent_id or None)
     started = time.monotonic()
     try:
         event = json.loads(row.payload)
@@ -266,6 +349,10 @@ def webhook_event_process(
         metrics.WEBHOOK_EVENT_LAG_SECONDS.labels(row.type).observe(
             max((timezone.now() - row.received_at).total_seconds(), 0.0)
         )
+        if row.type in handlers.RECONCILING and _reconciled(note=note, payment_intent_id=row.payment_intent_id):
+            _coalesce(row=row)
+    else:
+        row.refresh_from_db()  # another worker took it over: what it wrote
     logger.info(
         "webhook.processed event=%s type=%s attempt=%s ms=%d note=%s",
         row.stripe_event_id,
@@ -274,7 +361,6 @@ def webhook_event_process(
         duration * 1000,
         note or "",
     )
-    row.refresh_from_db()
     return row
 
 

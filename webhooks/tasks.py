@@ -5,6 +5,8 @@ the function ``retry_backoff`` uses), ``WEBHOOK_RETRY_BACKOFF`` seconds doubled 
 capped at ``WEBHOOK_RETRY_BACKOFF_MAX``, ``WEBHOOK_MAX_RETRIES`` retries after the first
 attempt. The settings are read when the task runs, not at import. After the last attempt
 the inbox row is ``failed`` (dead letter) and the task ends quietly: the error is on the row.
+The service binds the event's ids to the task's log lines once it has claimed the row (the claim
+returns it: no read of its own).
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 
-from common import request_context
-from common.errors import NotFound
-from webhooks import handlers, reconciliation, selectors, services
+from webhooks import handlers, reconciliation, services
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +33,8 @@ def retry_countdown(*, retries: int) -> float:
     )
 
 
-def _event_ids(*, event_id: str) -> dict[str, str | None]:
-    """stripe_event_id and payment_intent_id of an inbox row, for every log line of its processing."""
-    try:
-        row = selectors.webhook_event_get(event_id=event_id)
-    except NotFound:  # the service logs and skips a missing row
-        return {}
-    return {"stripe_event_id": row.stripe_event_id, "payment_intent_id": row.payment_intent_id or None}
-
-
 @shared_task(bind=True, name="webhooks.process_event", acks_late=True, max_retries=None, ignore_result=True)
 def webhook_event_process_task(self, event_id: str) -> None:  # noqa: ANN001 - Celery's bound task
-    request_context.bind(**_event_ids(event_id=event_id))
     max_retries = settings.WEBHOOK_MAX_RETRIES
     retries = self.request.retries
     last_attempt = retries >= max_retries

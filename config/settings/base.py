@@ -216,11 +216,11 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_WEBHOOK_SECRETS_EXTRA = env.list("STRIPE_WEBHOOK_SECRETS_EXTRA", default=[])
 STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
 # --- Webhook inbox (webhooks/): retries with exponential backoff, then dead letter.
-# 5, 10, 20, 40, then 60 s: about 15 minutes of retries before the dead letter.
-WEBHOOK_MAX_RETRIES = env.int("WEBHOOK_MAX_RETRIES", default=18)
+# 5, 10, 20, then 40 s: 25 retries span about 15 minutes (915 s before jitter) before the dead letter.
+WEBHOOK_MAX_RETRIES = env.int("WEBHOOK_MAX_RETRIES", default=25)
 WEBHOOK_RETRY_BACKOFF = env.int("WEBHOOK_RETRY_BACKOFF", default=5)  # seconds, doubled per retry
 # A retry waits in the worker unacked: its countdown stays below CELERY_VISIBILITY_TIMEOUT (checked below).
-WEBHOOK_RETRY_BACKOFF_MAX = env.int("WEBHOOK_RETRY_BACKOFF_MAX", default=60)
+WEBHOOK_RETRY_BACKOFF_MAX = env.int("WEBHOOK_RETRY_BACKOFF_MAX", default=40)
 WEBHOOK_RETRY_JITTER = env.bool("WEBHOOK_RETRY_JITTER", default=True)
 WEBHOOK_TASK_QUEUE = env.str("WEBHOOK_TASK_QUEUE", default="celery")
 # WEBHOOK_PROCESSING_LEASE and WEBHOOK_SWEEP_AFTER: with the Celery time limits below.
@@ -245,14 +245,21 @@ STRIPE_AUTOMATIC_PAYMENT_METHODS = env.bool("STRIPE_AUTOMATIC_PAYMENT_METHODS", 
 # succeeds. localstripe rejects the parameter: with False the server attaches it after authorization.
 STRIPE_SEND_SETUP_FUTURE_USAGE = env.bool("STRIPE_SEND_SETUP_FUTURE_USAGE", default=_STRIPE_IS_REAL)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
-STRIPE_TIMEOUT = env.int("STRIPE_TIMEOUT", default=20)
+# Seconds per Stripe request, for web requests and tasks alike. 10 x 3 attempts = 30 s bounds a task's
+# Stripe call, hence its time limits, the broker's visibility timeout and a dead worker's redelivery.
+STRIPE_TIMEOUT = env.int("STRIPE_TIMEOUT", default=10)
 # A staff payment operation whose Stripe outcome is unknown stays pending; the next action on the
 # order resumes it once it is older than one request with all its retries (docs/orders.md).
 PAYMENT_OPERATION_RESUME_AFTER = timedelta(seconds=STRIPE_TIMEOUT * (STRIPE_MAX_NETWORK_RETRIES + 1) + 5)
-# An in-flight Idempotency-Key older than the longest a request can run (its process died) is taken over
-# by a retry: by default that same bound, one Stripe call with all its retries (gunicorn's timeout is shorter).
+# The app server's request timeout: gunicorn's --timeout (README's production command passes
+# --timeout "$WEB_REQUEST_TIMEOUT"); a sync worker silent that long is killed, its request with it.
+WEB_REQUEST_TIMEOUT = env.int("WEB_REQUEST_TIMEOUT", default=30)
+# An in-flight Idempotency-Key whose request can no longer be running (gunicorn killed it) is taken over
+# by a retry: the request timeout plus a margin for the kill itself (gunicorn's arbiter checks about
+# once a second) and clock skew between web hosts.
+IDEMPOTENCY_LOCK_MARGIN = 5
 IDEMPOTENCY_LOCK_TIMEOUT = timedelta(
-    seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=int(PAYMENT_OPERATION_RESUME_AFTER.total_seconds()))
+    seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=WEB_REQUEST_TIMEOUT + IDEMPOTENCY_LOCK_MARGIN)
 )
 
 # dj-stripe
@@ -284,10 +291,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a worker holds (unacked) only the message it runs
 # Time limits in seconds (soft raises SoftTimeLimitExceeded in the task, hard kills the child; the
 # prefork pool enforces both, the solo pool neither). One Stripe call with all its retries is
-# STRIPE_TIMEOUT x (STRIPE_MAX_NETWORK_RETRIES + 1) = 60 s by default.
+# STRIPE_TIMEOUT x (STRIPE_MAX_NETWORK_RETRIES + 1) = 30 s by default.
 STRIPE_CALL_SECONDS = STRIPE_TIMEOUT * (STRIPE_MAX_NETWORK_RETRIES + 1)
-_STRIPE_TASK = {"soft_time_limit": STRIPE_CALL_SECONDS, "time_limit": STRIPE_CALL_SECONDS + 15}  # 60 / 75 s
-_EMAIL_TASK = {"soft_time_limit": 30, "time_limit": 60}
+_STRIPE_TASK = {"soft_time_limit": STRIPE_CALL_SECONDS, "time_limit": STRIPE_CALL_SECONDS + 10}  # 30 / 40 s
+_EMAIL_TASK = {"soft_time_limit": 20, "time_limit": 30}
 
 
 def _periodic_task(minutes: int) -> dict[str, object]:
@@ -305,7 +312,7 @@ CELERY_TASK_ANNOTATIONS = {
     "orders.tasks.send_order_confirmation": _EMAIL_TASK,
     "orders.tasks.send_order_notification": _EMAIL_TASK,
     "payments.tasks.release_expired_reservations": _periodic_task(1),  # every minute
-    "webhooks.sweep_inbox": _periodic_task(1),  # every minute
+    "webhooks.sweep_inbox": _periodic_task(1),  # every WEBHOOK_SWEEP_EVERY
     "carts.tasks.expire_carts": _periodic_task(5),
     "common.tasks.purge_idempotency_keys": _periodic_task(10),
     "webhooks.purge_inbox": _periodic_task(10),
@@ -317,23 +324,37 @@ CELERY_TASK_ANNOTATIONS = {
     "webhooks.reconcile_payments": _periodic_task(14),  # every 15 minutes
 }
 # Redis redelivers a message left unacked this long (its worker died): just above the longest hard
-# limit of an acks-late task (75 s), so a task still running is never delivered twice, and a dead
-# worker's task runs again within 90 s. Countdowns (webhook retries) stay below it too.
+# limit of an acks-late task (40 s), so a task still running is never delivered twice, and a dead
+# worker's task runs again within a minute. Countdowns (webhook retries) stay below it too.
 _longest_acks_late = max(
     [CELERY_TASK_TIME_LIMIT] + [a["time_limit"] for a in CELERY_TASK_ANNOTATIONS.values() if a.get("acks_late", True)]
 )
-CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=_longest_acks_late + 15)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=_longest_acks_late + 5)
+# kombu's Redis transport puts an unacked message older than the visibility timeout back in its queue
+# when a consumer scans for them ("restore_visible"): once when a worker starts, then every
+# unacked_restore_interval x unacked_restore_throttle seconds (10 x 10 = 100 s by kombu's defaults,
+# which alone would exceed the minute). Every 5 s here: one ZRANGE on Redis per worker. The scan's
+# mutex expires after 5 s too, so a worker killed while holding it delays no one for long.
+CELERY_UNACKED_RESTORE_SECONDS = 5
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "unacked_restore_interval": CELERY_UNACKED_RESTORE_SECONDS,
+    "unacked_restore_throttle": 1,
+    "unacked_mutex_expire": CELERY_UNACKED_RESTORE_SECONDS,
+}
 # A worker killed mid-event (docs/checkout-stripe-runbook.md, "Worker death and redelivery"): the
-# webhook task's hard limit is 75 s, so a "processing" row older than the 80 s lease has no live
-# holder; the broker redelivers the unacked message after the 90 s visibility timeout (> the lease:
-# the redelivered task re-claims the row), and the sweep (every minute) re-enqueues it otherwise:
-# processed 90 s after the death at the latest, at worst lease + one sweep interval = 140 s.
+# webhook task's hard limit is 40 s, so a "processing" row older than the 43 s lease has no live
+# holder. The broker redelivers the unacked message after the 45 s visibility timeout (> the lease:
+# the redelivered task re-claims the row) plus at most one 5 s restore scan: processed 50 s after the
+# death at the latest. A message redelivered earlier (a child process killed: requeued at once) finds
+# the lease still held and schedules its own check for when it expires (43 s). The sweep (every 15 s)
+# re-enqueues a row whose message was lost: at worst lease + one sweep interval = 58 s.
 WEBHOOK_PROCESSING_LEASE = timedelta(
-    seconds=env.int("WEBHOOK_PROCESSING_LEASE", default=_STRIPE_TASK["time_limit"] + 5)
+    seconds=env.int("WEBHOOK_PROCESSING_LEASE", default=_STRIPE_TASK["time_limit"] + 3)
 )
+WEBHOOK_SWEEP_EVERY = timedelta(seconds=15)
 # "received" and untouched this long: never queued (broker down at receipt). Above the longest retry
-# countdown plus one attempt (60 + 75 s), so the sweep never doubles an event waiting for its retry.
+# countdown plus one attempt (40 + 40 s), so the sweep never doubles an event waiting for its retry.
 WEBHOOK_SWEEP_AFTER = timedelta(
     seconds=env.int("WEBHOOK_SWEEP_AFTER", default=WEBHOOK_RETRY_BACKOFF_MAX + _STRIPE_TASK["time_limit"] + 45)
 )
@@ -346,6 +367,12 @@ if CELERY_VISIBILITY_TIMEOUT <= _longest_acks_late:
     raise ImproperlyConfigured(
         f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT} s) must exceed the longest acks-late task's hard time "
         f"limit ({_longest_acks_late} s), or a running task is delivered twice."
+    )
+if WEBHOOK_PROCESSING_LEASE.total_seconds() >= CELERY_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"WEBHOOK_PROCESSING_LEASE ({int(WEBHOOK_PROCESSING_LEASE.total_seconds())} s) must stay below "
+        f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT} s): a message redelivered after a worker's "
+        "death must find the lease expired."
     )
 if WEBHOOK_RETRY_BACKOFF_MAX >= CELERY_VISIBILITY_TIMEOUT:
     raise ImproperlyConfigured(
@@ -365,7 +392,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "purge-idempotency-keys": {"task": "common.tasks.purge_idempotency_keys", "schedule": crontab(minute=17)},
     "reconcile-payments": {"task": "webhooks.reconcile_payments", "schedule": crontab(minute="*/15")},
-    "sweep-webhook-inbox": {"task": "webhooks.sweep_inbox", "schedule": crontab(minute="*")},  # see the lease
+    "sweep-webhook-inbox": {"task": "webhooks.sweep_inbox", "schedule": WEBHOOK_SWEEP_EVERY},  # see the lease
     "purge-webhook-inbox": {"task": "webhooks.purge_inbox", "schedule": crontab(hour=3, minute=41)},
     "warn-expiring-authorizations": {
         "task": "orders.warn_expiring_authorizations",

@@ -7,6 +7,7 @@ Callers import from here (``from payments import services``); see docs/payments.
 * ``cards``: ``stripe_customer_get_or_create``, ``payment_method_detach``, ``payment_method_save_from_intent``,
   ``card_token_attach`` (a Stripe.js card token on the customer's or the guest cart's Customer)
 * ``attempts``: ``payment_attempt_record`` and its callers: every payment attempt outcome, once
+* ``mirror``: ``stripe_object_mirror_later`` / ``stripe_object_mirror``: the dj-stripe copy, in a task
 * ``common``: ``idempotency_key`` and small readers of Stripe objects
 """
 
@@ -25,6 +26,7 @@ from payments.services.cards import (
     stripe_customer_id_for,
 )
 from payments.services.common import idempotency_key
+from payments.services.mirror import stripe_object_mirror, stripe_object_mirror_later
 from payments.services.session_status import (
     payment_session_fail,
     payment_session_release,
@@ -58,4 +60,6 @@ __all__ = [
     "session_status_for_intent",
     "stripe_customer_get_or_create",
     "stripe_customer_id_for",
+    "stripe_object_mirror",
+    "stripe_object_mirror_later",
 ]

@@ -16,6 +16,7 @@ from common.errors import NotFound
 from payments import gateway
 from payments.models import PaymentSession, StripeCustomer
 from payments.services.common import customer_of, idempotency_key, intent_payment_method
+from payments.services.mirror import stripe_object_mirror_later
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def stripe_customer_get_or_create(*, user_id: str) -> str:
         # A concurrent request stored its Customer first; ours (localstripe ignores keys) stays unused.
         return StripeCustomer.objects.values_list("stripe_customer_id", flat=True).get(user_id=user_id)
     logger.info("stripe_customer.created user_id=%s stripe_customer_id=%s", user_id, customer["id"])
-    gateway.mirror(customer)
+    stripe_object_mirror_later(obj=customer)
     return customer["id"]
 
 
@@ -85,7 +86,7 @@ def card_token_attach(*, token: str, cart_id: str, email: str, user_id: str | No
             )
             customer_id = customer["id"]
             logger.info("stripe_customer.created cart_id=%s stripe_customer_id=%s", cart_id, customer_id)
-            gateway.mirror(customer)
+            stripe_object_mirror_later(obj=customer)
     card = gateway.customer_source_create(
         customer=customer_id, source=token, idempotency_key=idempotency_key("customer", customer_id, "source", token)
     )
@@ -118,7 +119,7 @@ def payment_method_detach(*, user_id: str, payment_method_id: str) -> dict[str, 
         id=payment_method_id, idempotency_key=idempotency_key("pm", payment_method_id, "detach", user_id)
     )
     logger.info("payment_method.detached user_id=%s payment_method_id=%s", user_id, payment_method_id)
-    gateway.mirror(method)
+    stripe_object_mirror_later(obj=method)
     return method
 
 
@@ -152,5 +153,5 @@ def payment_method_save_from_intent(*, payment_intent_id: str) -> bool:
         idempotency_key=idempotency_key("pm", method_id, "attach", session.stripe_customer_id),
     )
     logger.info("payment_method.saved payment_intent_id=%s payment_method_id=%s", payment_intent_id, method_id)
-    gateway.mirror(method)
+    gateway.mirror(method)  # already in a task (payments.tasks.payment_method_save)
     return True

@@ -60,7 +60,9 @@ def payment_session_sync_from_intent(*, payment_intent: dict[str, Any]) -> Payme
     if not intent_id:
         return None
     status = session_status_for_intent(payment_intent)
-    with transaction.atomic():
+    # Inside a caller's transaction (order placement) no savepoint: nothing here is caught and
+    # retried, an error rolls the caller's transaction back with it (two statements saved).
+    with transaction.atomic(savepoint=False):
         session = session_lock(payment_intent_id=intent_id)
         if session is None:
             return None

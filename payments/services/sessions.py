@@ -37,6 +37,7 @@ from payments.services.cards import (
     stripe_customer_get_or_create,
 )
 from payments.services.common import customer_of, idempotency_key, intent_payment_method
+from payments.services.mirror import stripe_object_mirror_later
 from payments.services.session_status import (
     payment_session_fail,
     payment_session_sync_from_intent,
@@ -84,7 +85,7 @@ def _intent_cancel(*, cart_id: str, intent_id: str) -> dict[str, Any]:
     key = idempotency_key("cart", cart_id, "pi", intent_id, "cancel")
     intent = gateway.payment_intent_cancel(id=intent_id, idempotency_key=key)
     logger.info("payment_intent.canceled cart_id=%s payment_intent_id=%s", cart_id, intent_id)
-    gateway.mirror(intent)
+    stripe_object_mirror_later(obj=intent)
     return intent
 
 
@@ -142,9 +143,12 @@ def _session_record(
 
 
 def _intent_create(
-    *, cart_id: str, currency_code: str, target: _IntentTarget, stripe_customer_id: str | None
+    *, cart_id: str, currency_code: str, target: _IntentTarget, stripe_customer_id: str | None, n: int
 ) -> dict[str, Any]:
-    n = PaymentSession.objects.filter(cart_id=cart_id).count() + 1
+    """Create the cart's n-th intent; with a payment method, confirmed in the same call.
+
+    Raises ``gateway.ConfirmDeclined`` when that confirm is refused (the intent exists then).
+    """
     params: dict[str, Any] = {
         "amount": target.amount,
         "currency": currency_code,
@@ -156,6 +160,8 @@ def _intent_create(
         "setup_future_usage": SETUP_FUTURE_USAGE
         if target.save_payment_method and settings.STRIPE_SEND_SETUP_FUTURE_USAGE
         else None,
+        # A saved or tokenized card: create and confirm in one call (no separate confirm).
+        "confirm": bool(target.payment_method_id),
     }
     key = idempotency_key("cart", cart_id, "pi", "create", n, params=params)
     intent = gateway.payment_intent_create(**params, idempotency_key=key)
@@ -173,19 +179,29 @@ def _session_insert(
     customer_id: str | None,
     stripe_customer_id: str | None,
     save_payment_method: bool,
+    confirmed: bool = False,
 ) -> PaymentSession | None:
-    """Insert the active session for a new intent; ``None`` if a concurrent request won."""
+    """Insert the active session for a new intent; ``None`` if a concurrent request won.
+
+    ``confirmed``: the intent was confirmed at create. The row starts ``pending`` with its first
+    confirm counted, and ``_session_confirmed`` moves it to what the intent says (metrics and
+    attempt outcome recorded as for a separate confirm).
+    """
+    fields = _session_fields_from_intent(intent)
+    if confirmed:
+        fields["status"] = PaymentSessionStatus.PENDING
     try:
         with transaction.atomic():
             return PaymentSession.objects.create(
                 cart_id=cart_id,
                 provider_id="stripe",
                 payment_intent_id=intent["id"],
-                **_session_fields_from_intent(intent),
+                **fields,
                 cart_version=cart_version,
                 customer_id=customer_id or "",
                 stripe_customer_id=stripe_customer_id or "",
                 save_payment_method=save_payment_method,
+                confirm_attempts=1 if confirmed else 0,
             )
     except IntegrityError:
         return None
@@ -340,10 +356,26 @@ def payment_session_upsert(
         )
         created = False
     else:
-        intent = _intent_create(
-            cart_id=cart_id, currency_code=currency_code, target=target, stripe_customer_id=stripe_customer_id
-        )
-        gateway.mirror(intent)
+        n = PaymentSession.objects.filter(cart_id=cart_id).count() + 1
+        confirmed = bool(target.payment_method_id)
+        try:
+            intent = _intent_create(
+                cart_id=cart_id,
+                currency_code=currency_code,
+                target=target,
+                stripe_customer_id=stripe_customer_id,
+                n=n,
+            )
+        except gateway.ConfirmDeclined as exc:
+            _created_intent_declined(
+                cart_id=cart_id,
+                cart_version=cart_version,
+                error=exc,
+                customer_id=customer_id or user_id,
+                stripe_customer_id=stripe_customer_id,
+            )
+            raise
+        stripe_object_mirror_later(obj=intent)
         inserted = _session_insert(
             cart_id=cart_id,
             cart_version=cart_version,
@@ -351,6 +383,7 @@ def payment_session_upsert(
             customer_id=customer_id or user_id,
             stripe_customer_id=stripe_customer_id,
             save_payment_method=save_payment_method,
+            confirmed=confirmed,
         )
         if inserted is None:
             # A concurrent request for this cart created the session first: keep theirs.
@@ -366,6 +399,8 @@ def payment_session_upsert(
         created = True
         logger.info("payment_session.created payment_session_id=%s cart_id=%s", session.id, cart_id)
         metrics.record_payment_session_created(currency=session.currency_code)
+        if confirmed:
+            return PaymentSessionResult(session=_session_confirmed(session=session, intent=intent), created=True)
 
     if payment_method_id and intent.get("status") == "requires_confirmation":
         session = _session_confirm(session=session, cart_id=cart_id, intent_id=intent["id"])
@@ -390,7 +425,7 @@ def _intent_update(
     logger.info(
         "payment_intent.updated cart_id=%s payment_intent_id=%s fields=%s", cart_id, intent["id"], sorted(params)
     )
-    gateway.mirror(updated)
+    stripe_object_mirror_later(obj=updated)
     return updated
 
 
@@ -414,10 +449,68 @@ def _session_confirm(*, session: PaymentSession, cart_id: str, intent_id: str) -
     logger.info(
         "payment_intent.confirmed cart_id=%s payment_intent_id=%s status=%s", cart_id, intent_id, intent.get("status")
     )
-    gateway.mirror(intent)
+    stripe_object_mirror_later(obj=intent)
     payment_session_sync_from_intent(payment_intent=intent)
     session.refresh_from_db()
     return session
+
+
+def _session_confirmed(*, session: PaymentSession, intent: dict[str, Any]) -> PaymentSession:
+    """The session of an intent confirmed at create: record what the confirm did."""
+    logger.info(
+        "payment_intent.confirmed cart_id=%s payment_intent_id=%s status=%s",
+        session.cart_id,
+        intent["id"],
+        intent.get("status"),
+    )
+    payment_session_sync_from_intent(payment_intent=intent)
+    session.refresh_from_db()
+    return session
+
+
+def _created_intent_declined(
+    *,
+    cart_id: str,
+    cart_version: int,
+    error: gateway.ConfirmDeclined,
+    customer_id: str | None,
+    stripe_customer_id: str | None,
+) -> None:
+    """A create-and-confirm was declined: keep its intent as the cart's (failed) session, as a
+    separate confirm's decline does, so the next attempt replaces it and the decline is counted.
+
+    Reads the intent from Stripe (the decline path only). If Stripe does not name it, or cannot be
+    read now, nothing is recorded here; the ``payment_intent.payment_failed`` webhook has it.
+    """
+    logger.info(
+        "payment_intent.declined cart_id=%s payment_intent_id=%s code=%s", cart_id, error.payment_intent_id, error.code
+    )
+    if not error.payment_intent_id:
+        return
+    try:
+        intent = gateway.payment_intent_retrieve(id=error.payment_intent_id)
+    except ApplicationError as exc:
+        logger.warning(
+            "payment_attempt.decline_unread cart_id=%s payment_intent_id=%s code=%s",
+            cart_id,
+            error.payment_intent_id,
+            exc.code,
+        )
+        return
+    stripe_object_mirror_later(obj=intent)
+    session = _session_insert(
+        cart_id=cart_id,
+        cart_version=cart_version,
+        intent=intent,
+        customer_id=customer_id,
+        stripe_customer_id=stripe_customer_id,
+        save_payment_method=False,
+        confirmed=True,
+    )
+    if session is None:  # a concurrent request holds the cart's session: ours stays a declined intent
+        return
+    payment_session_fail(payment_intent_id=intent["id"])
+    payment_attempt_record_from_intent(payment_intent=intent, session=session)
 
 
 def _declined_attempt_record(*, session: PaymentSession, intent_id: str) -> None:

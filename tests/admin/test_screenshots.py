@@ -5,14 +5,12 @@ Writes ``artifacts/screenshots/*.png`` (gitignored). Skipped when Debian's Chrom
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
-from django.core.management import call_command
 
+from devtools import demo_orders
 from devtools.chromium import CHROMIUM
 from devtools.screenshots import capture, pages_to_shoot
 
@@ -20,12 +18,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_screenshots_of_the_order_page_and_the_dashboard(
-    live_server: Any, monkeypatch: pytest.MonkeyPatch, django_user_model: Any
+    live_server: Any, monkeypatch: pytest.MonkeyPatch, django_user_model: Any, localstripe: Any, settings: Any
 ):
     if not CHROMIUM.exists():
         pytest.skip("Chromium is not installed: apt-get install -y chromium")
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop runs in this thread
-    call_command("generate_demo_orders", orders=80, seed=5, stdout=io.StringIO())
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_test_screenshots"
+    settings.STRIPE_CAPTURE_METHOD = "manual"
+    demo_orders.demo_orders_generate(stripe_base=localstripe.base_url, orders=16, seed=5, customers=2)
     django_user_model.objects.create_superuser("shots@example.com", "correct-horse-battery")
     out = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
 

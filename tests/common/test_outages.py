@@ -9,8 +9,10 @@ shutdown checkpoint, as a crash), and start them again. The shared servers are n
   ``checkout_throttle_cache_errors_total`` grows) and after the outage, when Redis counts again.
 * PostgreSQL: a ``runserver`` subprocess serves the project on the private cluster (schema copied
   from this session's test database with ``pg_dump``); while the cluster is down every store,
-  webhook and readiness request answers 503 in the one error shape with ``Retry-After``, and
-  the same requests succeed once it is back.
+  webhook and readiness request answers 503 in the one error shape with ``Retry-After``, the
+  admin (a signed-in staff session, the login form) answers the small HTML 503 page with
+  ``Retry-After``, the storefront's shells (no model read) keep serving, and the same requests
+  succeed once it is back.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REDIS_SERVER = "/usr/bin/redis-server"
 PG_BIN = Path("/usr/local/bin")
 WEBHOOK_SECRET = "whsec_outage_test_secret"
+STAFF_EMAIL = "staff@example.com"
+STAFF_PASSWORD = "correct-horse-battery"  # tests/factories UserFactory's password
 
 
 def free_port() -> int:
@@ -198,6 +202,27 @@ class Server:
     def post(self, path: str, body: dict[str, Any], **headers: str) -> requests.Response:
         return requests.post(self.base + path, json=body, headers=headers, timeout=30)
 
+    def admin_session(self) -> requests.Session:
+        """A signed-in staff browser: the session row and the user are read on every admin page."""
+        browser = requests.Session()
+        browser.get(self.base + "/admin/login/", timeout=30)
+        signed_in = self.admin_login(browser, STAFF_PASSWORD)
+        assert signed_in.status_code == 302, signed_in.text[:300]
+        return browser
+
+    def admin_login(self, browser: requests.Session, password: str) -> requests.Response:
+        return browser.post(
+            self.base + "/admin/login/",
+            data={
+                "username": STAFF_EMAIL,
+                "password": password,
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+                "next": "/admin/",
+            },
+            allow_redirects=False,
+            timeout=30,
+        )
+
     def webhook(self, event: dict[str, Any]) -> requests.Response:
         payload = json.dumps(event).encode()
         ts = int(time.time())
@@ -280,7 +305,9 @@ def pg_server(db) -> Iterator[Server]:
                 "manage.py",
                 "shell",
                 "-c",
-                "from tests.factories import RegionFactory; print(RegionFactory(name='Outage land').id)",
+                "from tests.factories import RegionFactory, UserFactory; "
+                f"UserFactory(email={STAFF_EMAIL!r}, is_staff=True, is_superuser=True); "
+                "print(RegionFactory(name='Outage land').id)",
             ],
             cwd=ROOT,
             env=env,
@@ -319,6 +346,14 @@ def pg_server(db) -> Iterator[Server]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def assert_html_service_unavailable(response: requests.Response) -> None:
+    assert response.status_code == 503, response.text[:300]
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert 1 <= int(response.headers["Retry-After"]) <= 30
+    assert "<h1>Temporarily unavailable</h1>" in response.text
+    assert "Traceback" not in response.text and "OperationalError" not in response.text
+
+
 def assert_service_unavailable(response: requests.Response) -> None:
     assert response.status_code == 503, response.text[:300]
     assert response.headers["Content-Type"].startswith("application/json")
@@ -351,6 +386,10 @@ def test_database_outage_answers_503_with_retry_after_and_recovers(pg_server):
     assert pg_server.get("/store/regions").status_code == 200  # the persistent connection is open
     assert pg_server.post("/store/carts", cart).status_code == 201
     assert pg_server.get("/health/ready").status_code == 200
+    staff = pg_server.admin_session()
+    assert staff.get(pg_server.base + "/admin/", timeout=30).status_code == 200
+    anonymous = requests.Session()
+    anonymous.get(pg_server.base + "/admin/login/", timeout=30)  # the CSRF cookie
 
     pg_server.cluster.stop("immediate")
     try:
@@ -366,6 +405,13 @@ def test_database_outage_answers_503_with_retry_after_and_recovers(pg_server):
         assert ready.status_code == 503
         assert ready.json()["error"]["code"] == "not_ready"
         assert ready.json()["error"]["checks"]["database"] == "unavailable"
+        # The admin and HTML pages answer a small HTML page, not the API's JSON nor a 500.
+        assert_html_service_unavailable(staff.get(pg_server.base + "/admin/", timeout=30))
+        assert_html_service_unavailable(staff.get(pg_server.base + "/admin/orders/order/", timeout=30))
+        assert_html_service_unavailable(pg_server.admin_login(anonymous, STAFF_PASSWORD))
+        # The storefront's pages are shells that read no model: they keep serving (the API they
+        # call answers the JSON 503 above).
+        assert pg_server.get("/").status_code == 200
     finally:
         pg_server.cluster.start()
 
@@ -375,6 +421,7 @@ def test_database_outage_answers_503_with_retry_after_and_recovers(pg_server):
     assert retried.status_code == 201  # no record was left behind: the retry runs, no 409
     assert pg_server.webhook(event()).status_code == 200
     assert pg_server.get("/health/ready").status_code == 200
+    assert staff.get(pg_server.base + "/admin/", timeout=30).status_code == 200
     log = pg_server.log.read_text()
     assert "database.unavailable" in log
     assert '" 500 ' not in log and "Internal Server Error" not in log
@@ -418,11 +465,77 @@ def test_middleware_maps_database_errors_of_non_drf_views_to_503(path):
     assert response["Retry-After"] == "5"
 
 
-@pytest.mark.parametrize(
-    ("path", "error"),
-    [("/", OperationalError("down")), ("/admin/", OperationalError("down")), ("/store/regions", RuntimeError("boom"))],
-)
-def test_middleware_leaves_other_paths_and_other_errors_alone(path, error):
+@pytest.mark.parametrize("path", ["/", "/admin/", "/admin/orders/order/", "/account/orders/order_x"])
+def test_middleware_answers_html_503_for_pages_without_touching_the_database(path):
+    """No ``db`` fixture: pytest-django makes any database access here raise, so the page
+    renders without a connection (no request, user, session or messages reach the template)."""
     middleware = DatabaseUnavailableMiddleware(lambda request: HttpResponse())
 
-    assert middleware.process_exception(RequestFactory().get(path), error) is None
+    response = middleware.process_exception(RequestFactory().get(path), OperationalError("down"))
+
+    assert response is not None
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith("text/html")
+    assert response["Retry-After"] == "5"
+    html = response.content.decode()
+    assert "<h1>Temporarily unavailable</h1>" in html
+    assert "The service is temporarily unavailable. Please retry." in html
+    assert "Try again in 5 seconds" in html
+
+
+def test_middleware_answers_json_on_metrics():
+    middleware = DatabaseUnavailableMiddleware(lambda request: HttpResponse())
+
+    response = middleware.process_exception(RequestFactory().get("/metrics"), InterfaceError("closed"))
+
+    assert response is not None
+    assert (response.status_code, json.loads(response.content)) == (503, SERVICE_UNAVAILABLE)
+
+
+@pytest.mark.parametrize("path", ["/", "/admin/", "/store/regions"])
+def test_middleware_leaves_other_errors_alone(path):
+    middleware = DatabaseUnavailableMiddleware(lambda request: HttpResponse())
+
+    assert middleware.process_exception(RequestFactory().get(path), RuntimeError("boom")) is None
+
+
+class DatabaseDownAfterTheView:
+    """A middleware whose response phase meets the dead database, as SessionMiddleware saving a
+    modified session does: outside any view, so process_exception never sees it."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> HttpResponse:
+        self.get_response(request)
+        raise OperationalError("server closed the connection unexpectedly")
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"), [("/admin/login/", "text/html"), ("/health/live", "application/json")]
+)
+def test_database_error_raised_by_a_middleware_is_503_not_500(path, content_type, settings):
+    from django.test import Client
+
+    position = settings.MIDDLEWARE.index("common.middleware.DatabaseUnavailableMiddleware") + 1
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE[:position],
+        f"{__name__}.DatabaseDownAfterTheView",
+        *settings.MIDDLEWARE[position:],
+    ]
+
+    response = Client(raise_request_exception=False).get(path)
+
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith(content_type)
+    assert response["Retry-After"] == "5"
+
+
+def test_the_500_handler_still_answers_500_for_a_bug(settings):
+    from django.test import Client
+
+    settings.ROOT_URLCONF = "tests.common.urls_idempotency"
+    response = Client(raise_request_exception=False).post("/store/test/crash", {}, content_type="application/json")
+
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"

@@ -250,6 +250,8 @@ def test_stripe_call_lines_follow_log_level_and_never_debug(level, logged, local
 
     from payments import gateway
 
+    root = logging.getLogger()
+    run_streams = [handler.stream for handler in root.handlers if type(handler) is logging.StreamHandler]
     logging.config.dictConfig(build_logging(fmt="json", level=level))
     try:
         gateway.customer_create(
@@ -257,6 +259,12 @@ def test_stripe_call_lines_follow_log_level_and_never_debug(level, logged, local
         )
     finally:
         logging.config.dictConfig(settings.LOGGING)
+        # dictConfig built the console handler on sys.stderr, which is capsys's stream here and is
+        # closed when this test ends: every later log line of the run would be a "--- Logging
+        # error ---". Put back the stream the run's handler wrote to.
+        for handler in root.handlers:
+            if type(handler) is logging.StreamHandler and run_streams:
+                handler.setStream(run_streams[0])
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     stripe_lines = [line for line in lines if line.get("logger") == "stripe"]
     assert bool(stripe_lines) is logged, lines

@@ -169,11 +169,12 @@ def test_card_token_unknown_token_is_a_typed_error_not_500(shop, fake_stripe):
     assert not StockReservation.objects.filter(cart_id=cart["id"]).exists()
 
 
-def test_card_token_intent_is_mirrored_into_djstripe(shop, fake_stripe, caplog):
+def test_card_token_intent_is_mirrored_into_djstripe(shop, fake_stripe, caplog, django_capture_on_commit_callbacks):
     from djstripe.models import PaymentIntent as MirroredIntent
 
     cart = shop.cart((VariantFactory(), 1))
-    response = shop.pay(cart["id"], card_token=card_token(fake_stripe, VISA))
+    with django_capture_on_commit_callbacks(execute=True):  # the mirror task, queued on commit (eager here)
+        response = shop.pay(cart["id"], card_token=card_token(fake_stripe, VISA))
 
     intent_id = _session(response)["data"]["payment_intent_id"]
     assert MirroredIntent.objects.filter(id=intent_id).exists()

@@ -16,13 +16,14 @@ from tests.plugins.localstripe import LocalStripeError
 pytestmark = pytest.mark.django_db
 
 
-def test_payment_session_happy_path_authorizes_exact_cart_total(shop, fake_stripe):
+def test_payment_session_happy_path_authorizes_exact_cart_total(shop, fake_stripe, django_capture_on_commit_callbacks):
     variant = VariantFactory(prices={"usd": 1450})
     cart = shop.cart((variant, 3))
     # 3 x 1450 = 4350 + 500 shipping; tax 8.75%: 380.625 -> 381 and 43.75 -> 44
     assert cart["total"] == 4350 + 500 + 381 + 44
 
-    response = shop.pay(cart["id"])
+    with django_capture_on_commit_callbacks(execute=True):  # runs the mirror task (eager here)
+        response = shop.pay(cart["id"])
 
     assert response.status_code == 201, response.content
     body = response.json()["payment_session"]
@@ -45,7 +46,7 @@ def test_payment_session_happy_path_authorizes_exact_cart_total(shop, fake_strip
     assert intent["metadata"] == {"cart_id": cart["id"], "region_id": shop.region.id, "email": "ada@example.com"}
     session = PaymentSession.objects.get(pk=body["id"])
     assert (session.cart_id, session.payment_intent_id, session.amount) == (cart["id"], intent_id, 5275)
-    # The created intent was mirrored into dj-stripe (read-only copy).
+    # The created intent is mirrored into dj-stripe (read-only copy) by a task queued on commit.
     from djstripe.models import PaymentIntent as MirroredIntent
 
     assert MirroredIntent.objects.get(id=intent_id).stripe_data["amount"] == 5275

@@ -7,6 +7,8 @@ handler runs on commit, in the server's request thread.
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -29,6 +31,23 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
             rows = list(WebhookEvent.objects.values_list("type", "status", "last_error"))
             raise AssertionError(f"timed out; inbox: {rows}")
         time.sleep(0.1)
+
+
+@pytest.fixture(autouse=True)
+def no_logging_errors(monkeypatch):
+    """Every log line of the test, the live server's threads included, is written: a record a
+    handler cannot emit (a closed stream, a bad format argument) fails the test instead of
+    printing ``--- Logging error ---`` into the run's output."""
+    failures: list[str] = []
+    original = logging.Handler.handleError
+
+    def handle_error(handler: logging.Handler, record: logging.LogRecord) -> None:
+        failures.append(f"{handler!r} {record.name}: {record.msg!r} ({sys.exc_info()[1]!r})")
+        original(handler, record)
+
+    monkeypatch.setattr(logging.Handler, "handleError", handle_error)
+    yield
+    assert not failures, failures
 
 
 @pytest.fixture

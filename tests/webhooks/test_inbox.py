@@ -201,7 +201,7 @@ def test_inbox_query_budget_receive_and_process(raw_client, webhook_secret, djan
     with django_assert_num_queries(4):  # the duplicate: the same two statements, nothing inserted
         assert deliver(raw_client, event).json()["duplicate"] is True
     row = WebhookEvent.objects.get()
-    with django_assert_num_queries(6):  # (savepoint) SELECT FOR UPDATE, UPDATE claim (release), UPDATE settle, SELECT
+    with django_assert_num_queries(2):  # UPDATE ... RETURNING (the claim), UPDATE (the settle)
         services.webhook_event_process(event_id=row.id)
 
 

@@ -12,8 +12,9 @@ is served by its own gunicorn (``-c config/gunicorn.conf.py``, ``-w 2`` sync wor
 DJANGO_DEBUG=false, secrets set by the bench, 127.0.0.1) on its own, recreated database
 (``<name>`` and ``<name>_base``: migrated, demo catalog, bench products) and Redis DB. The
 driver, the Stripe stand-in (instant, and ``--latency-ms`` per /v1/ request) and the ceiling
-(devtools/ceiling/) always come from the current tree. Rounds interleave the trees (baseline
-first in odd rounds, current first in even ones) so machine load hits both alike.
+(devtools/ceiling/) always come from the current tree. Both trees' servers run side by side and
+every scenario runs on one right after the other (who goes first alternates), so machine load
+hits both alike.
 
 Per tree and round: checkouts at 1/4/8/16 clients with the instant stand-in (CPU time of the
 gunicorn processes over them) and with the slow one; cart read and cart write throughput; the
@@ -140,39 +141,60 @@ class Bench:
             tree, stripe_base=self.stand_ins[mode], workers=self.args.workers, log=self.logs / f"{tree.label}.log"
         )
 
-    def checkout_levels(self, tree: servers.Tree, mode: str, port: int, fx: dict[str, str], server: Any) -> None:
+    def checkout_level(
+        self, tree: servers.Tree, mode: str, server: servers.Gunicorn, fx: dict[str, str], clients: int
+    ) -> None:
         stripe_port = int(urlparse(self.stand_ins[mode]).port or 0)
-        asyncio.run(run_checkouts(port=port, stripe_port=stripe_port, fx=fx, clients=2, total=2))  # warm-up
-        for clients in LEVELS:
-            total = max(self.args.checkouts, clients)  # every client completes at least one
-            cpu0 = server.cpu_seconds()
-            result = asyncio.run(run_checkouts(port=port, stripe_port=stripe_port, fx=fx, clients=clients, total=total))
-            result.cpu_seconds = server.cpu_seconds() - cpu0
-            self.checkouts.setdefault((tree.label, mode, clients), []).append(result)
-            s = result.summary()
-            self.say(
-                f"  {tree.label} {mode} {clients:>2} clients: {s['per_second']:.1f} checkouts/s, "
-                f"{s['cpu_per_checkout']} CPU-s each, {result.failed} failed {result.first_error[:200]}"
-            )
+        total = max(self.args.checkouts, clients)  # every client completes at least one
+        cpu0 = server.cpu_seconds()
+        result = asyncio.run(
+            run_checkouts(port=server.port, stripe_port=stripe_port, fx=fx, clients=clients, total=total)
+        )
+        result.cpu_seconds = server.cpu_seconds() - cpu0
+        self.checkouts.setdefault((tree.label, mode, clients), []).append(result)
+        s = result.summary()
+        self.say(
+            f"  {tree.label} {mode} {clients:>2} clients: {s['per_second']:.1f} checkouts/s, "
+            f"{s['cpu_per_checkout']} CPU-s each, {result.failed} failed {result.first_error[:200]}"
+        )
 
     def round(self, number: int) -> None:
-        order = self.trees if number % 2 else list(reversed(self.trees))
-        for tree in order:
-            self.say(f"round {number}: {tree.label} ({tree.ref}) instant stand-in")
-            with served(self.server(tree, "instant")) as server:
-                fx = app_fixture(server.port)
-                self.checkout_levels(tree, "instant", server.port, fx, server)
-                for name, result in cart_scenarios(
-                    server.port, fx, requests=self.args.requests, concurrency=self.args.concurrency
-                ).items():
-                    self.carts.setdefault((tree.label, name), []).append(result)
-                    self.say(f"  {tree.label} {name}: {result.rps:.0f} req/s, {result.errors} errors")
-                self.measure_ceiling(tree)
+        """Both trees' servers run side by side; every scenario runs on one tree right after the
+        other, the tree going first alternating from one scenario to the next (and per round)."""
+        turn = number
+
+        def order() -> list[servers.Tree]:
+            nonlocal turn
+            turn += 1
+            return list(self.trees) if turn % 2 else list(reversed(self.trees))
+
+        for mode in ("instant", "latency"):
+            what = "instant stand-in" if mode == "instant" else f"stand-in at {self.args.latency_ms} ms per call"
+            self.say(f"round {number}: {what}")
+            with contextlib.ExitStack() as stack:
+                running = {t.label: stack.enter_context(served(self.server(t, mode))) for t in self.trees}
+                fxs = {label: app_fixture(server.port) for label, server in running.items()}
+                stripe_port = int(urlparse(self.stand_ins[mode]).port or 0)
+                for label, server in running.items():  # warm-up: imports, connections
+                    asyncio.run(
+                        run_checkouts(port=server.port, stripe_port=stripe_port, fx=fxs[label], clients=2, total=2)
+                    )
+                for clients in LEVELS:
+                    for tree in order():
+                        self.checkout_level(tree, mode, running[tree.label], fxs[tree.label], clients)
+                if mode == "latency":
+                    continue
+                for tree in order():
+                    port = running[tree.label].port
+                    for name, result in cart_scenarios(
+                        port, fxs[tree.label], requests=self.args.requests, concurrency=self.args.concurrency
+                    ).items():
+                        self.carts.setdefault((tree.label, name), []).append(result)
+                        self.say(f"  {tree.label} {name}: {result.rps:.0f} req/s, {result.errors} errors")
+                    self.measure_ceiling(tree)
                 if self.args.hot_rounds is None or number <= self.args.hot_rounds:
-                    self.hot_sku(tree, server.port, fx)
-            self.say(f"round {number}: {tree.label} stand-in at {self.args.latency_ms} ms per call")
-            with served(self.server(tree, "latency")) as server:
-                self.checkout_levels(tree, "latency", server.port, app_fixture(server.port), server)
+                    for tree in order():
+                        self.hot_sku(tree, running[tree.label].port, fxs[tree.label])
 
     def rounds(self) -> None:
         """Every round; the ceiling app is served throughout and measured right after each tree's
@@ -345,7 +367,7 @@ def render(summary: dict[str, Any], latency_ms: int) -> str:
 
 
 def webhook_rows(
-    trees: list[servers.Tree], *, events: int | None, say: Callable[[str], None]
+    trees: list[servers.Tree], *, events: int | None, logs: Path, say: Callable[[str], None]
 ) -> dict[str, dict[str, Any]]:
     try:
         from devtools.bench_webhooks import run as webhooks_run  # the hook helper's module
@@ -353,6 +375,7 @@ def webhook_rows(
         say("webhooks: devtools/bench_webhooks.py is not in this tree: the webhook rows are n/a")
         return {}
     rows = {}
+    os.environ["BENCH_LOG_DIR"] = str(logs)  # where bench_webhooks writes its gunicorn and worker logs
     for tree in trees:
         say(f"webhooks: {tree.label}")
         servers.flush_redis(tree.redis_url)
@@ -440,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
             sql[tree.label] = sql_counts(tree, stripe_base=stand_ins["instant"], profile=profile)
             bench.say(f"  SQL {tree.label}: {sql[tree.label]}")
         bench.rounds()
-        webhooks = webhook_rows(trees, events=args.webhook_events, say=bench.say)
+        webhooks = webhook_rows(trees, events=args.webhook_events, logs=logs, say=bench.say)
         summary = summarize(bench, sql, webhooks)
     finally:
         for process in stand_in_processes:

@@ -15,8 +15,8 @@ anything. Per request with a key:
 5. after the view: 2xx and 4xx responses are stored (except 409 and 429, which describe a
    passing condition), anything else (5xx, streaming) deletes the record so the client may retry.
 
-``IDEMPOTENCY_LOCK_TIMEOUT`` follows the request timeout: it defaults to the app server's request
-timeout plus a margin (``WEB_REQUEST_TIMEOUT`` + ``IDEMPOTENCY_LOCK_MARGIN``, 30 + 5 s), so a request
+``IDEMPOTENCY_LOCK_TIMEOUT`` follows the request timeout: it defaults to the longest a request
+can run plus a margin (``WEB_REQUEST_TIMEOUT`` + ``IDEMPOTENCY_LOCK_MARGIN``, 60 + 5 s), so a request
 that cannot still be running no longer blocks its retry. Database outage: if the record cannot be written before the view, the answer is
 ``503 service_unavailable`` with ``Retry-After`` (the view does not run); if it cannot be stored or
 deleted after the view, the view's response is still returned and the record stays in flight until
@@ -92,7 +92,7 @@ TRANSACTIONAL_PATHS = (
     re.compile(r"^/store/carts/[^/]+/shipping-methods/?$"),
 )
 REPLAYED_RESPONSE_HEADERS = ("Content-Type", "Location", "WWW-Authenticate")
-DEFAULT_LOCK_TIMEOUT = timedelta(seconds=35)  # settings.IDEMPOTENCY_LOCK_TIMEOUT's default
+DEFAULT_LOCK_TIMEOUT = timedelta(seconds=65)  # settings.IDEMPOTENCY_LOCK_TIMEOUT's default
 
 _KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 

@@ -5,9 +5,9 @@
   longer than a load balancer's usual 60 s idle timeout, so the balancer closes first). Threads
   let concurrent webhook deliveries of one process share a commit (webhooks/handoff.py, group
   commit) and keep a request waiting on Stripe from blocking the process; keep-alive saves a
-  TCP handshake per delivery. ``timeout`` (30 s) restarts a worker whose main loop stops
-  answering; with threads it does not cut a single slow request (Stripe calls have their own
-  ``STRIPE_TIMEOUT``). Every thread may hold a database connection (``CONN_MAX_AGE``): size
+  TCP handshake per delivery. ``timeout`` (``WEB_REQUEST_TIMEOUT``, 60 s) restarts a worker
+  whose main loop stops answering; with threads it does not cut a single slow request (its
+  Stripe calls are bounded by ``STRIPE_TIMEOUT``; ``WEB_REQUEST_TIMEOUT`` is that bound). Every thread may hold a database connection (``CONN_MAX_AGE``): size
   PostgreSQL's ``max_connections`` for workers x threads per host, plus the Celery workers.
 
 * Logging: gunicorn's own loggers (``gunicorn.error``, ``gunicorn.access``) are configured
@@ -31,7 +31,7 @@ worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 threads = int(os.environ.get("GUNICORN_THREADS") or 8)
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE") or 75)
-timeout = 30
+timeout = settings.WEB_REQUEST_TIMEOUT  # the longest a request can run (config/settings/base.py)
 logconfig_dict = settings.LOGGING  # reads the settings module only (no app loading in the master)
 accesslog = "-"
 access_log_format = (

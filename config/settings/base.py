@@ -254,12 +254,16 @@ STRIPE_TIMEOUT = env.int("STRIPE_TIMEOUT", default=10)
 # A staff payment operation whose Stripe outcome is unknown stays pending; the next action on the
 # order resumes it once it is older than one request with all its retries (docs/orders.md).
 PAYMENT_OPERATION_RESUME_AFTER = timedelta(seconds=STRIPE_TIMEOUT * (STRIPE_MAX_NETWORK_RETRIES + 1) + 5)
-# The app server's request timeout: gunicorn's --timeout (README's production command passes
-# --timeout "$WEB_REQUEST_TIMEOUT"); a sync worker silent that long is killed, its request with it.
-WEB_REQUEST_TIMEOUT = env.int("WEB_REQUEST_TIMEOUT", default=30)
-# An in-flight Idempotency-Key whose request can no longer be running (gunicorn killed it) is taken over
-# by a retry: the request timeout plus a margin for the kill itself (gunicorn's arbiter checks about
-# once a second) and clock skew between web hosts.
+# The longest a web request can run. gunicorn's gthread workers (config/gunicorn.conf.py) never cut
+# a slow request, so a request is bounded by its Stripe calls: at most two (a payment session saving
+# a card), each STRIPE_TIMEOUT x (STRIPE_MAX_NETWORK_RETRIES + 1) = 30 s by default, so 60 s. gunicorn's
+# own --timeout (a worker whose main loop stops answering is restarted) reads the same value.
+STRIPE_CALLS_PER_REQUEST_MAX = 2
+WEB_REQUEST_TIMEOUT = env.int(
+    "WEB_REQUEST_TIMEOUT", default=STRIPE_CALLS_PER_REQUEST_MAX * STRIPE_TIMEOUT * (STRIPE_MAX_NETWORK_RETRIES + 1)
+)
+# An in-flight Idempotency-Key whose request can no longer be running (its process died) is taken over
+# by a retry: the longest request plus a margin for clock skew between web hosts.
 IDEMPOTENCY_LOCK_MARGIN = 5
 IDEMPOTENCY_LOCK_TIMEOUT = timedelta(
     seconds=env.int("IDEMPOTENCY_LOCK_TIMEOUT", default=WEB_REQUEST_TIMEOUT + IDEMPOTENCY_LOCK_MARGIN)

@@ -1,8 +1,8 @@
 """The Idempotency-Key in-flight window follows the request timeout (issue 12).
 
-``IDEMPOTENCY_LOCK_TIMEOUT`` defaults to the app server's request timeout (gunicorn's
-``--timeout``, ``WEB_REQUEST_TIMEOUT``) plus ``IDEMPOTENCY_LOCK_MARGIN``: a request older than
-that cannot still be running, because gunicorn aborted it. The slow test proves the window
+``IDEMPOTENCY_LOCK_TIMEOUT`` defaults to the longest a request can run (``WEB_REQUEST_TIMEOUT``:
+its Stripe calls with their retries; gunicorn's ``--timeout`` reads it) plus
+``IDEMPOTENCY_LOCK_MARGIN``: a request older than that cannot still be running. The slow test proves the window
 end to end: a real gunicorn (sync worker) serves a payment-session POST whose Stripe call hangs
 on a socket that never answers; the worker is SIGKILLed mid-flight (no code runs to discard the
 record), a retry with the same key is ``409 idempotency_key_in_use`` inside the window and runs
@@ -42,7 +42,11 @@ def _settings_with(**env: str) -> dict[str, Any]:
         "import json, django; from django.conf import settings; django.setup(); "
         "print(json.dumps([settings.WEB_REQUEST_TIMEOUT, settings.IDEMPOTENCY_LOCK_TIMEOUT.total_seconds()]))"
     )
-    clean = {k: v for k, v in os.environ.items() if k not in ("WEB_REQUEST_TIMEOUT", "IDEMPOTENCY_LOCK_TIMEOUT")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WEB_REQUEST_TIMEOUT", "IDEMPOTENCY_LOCK_TIMEOUT", "STRIPE_TIMEOUT")
+    }
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -60,7 +64,9 @@ def test_lock_timeout_defaults_to_the_request_timeout_plus_the_margin(settings):
         seconds=settings.WEB_REQUEST_TIMEOUT + settings.IDEMPOTENCY_LOCK_MARGIN
     )
     assert settings.IDEMPOTENCY_LOCK_MARGIN == 5
-    assert _settings_with() == {"web": 30, "lock": 35}  # README's gunicorn --timeout 30
+    # two Stripe calls with their retries (10 s x 3 attempts each): the longest request
+    assert _settings_with() == {"web": 60, "lock": 65}
+    assert _settings_with(STRIPE_TIMEOUT="5") == {"web": 30, "lock": 35}
     assert _settings_with(WEB_REQUEST_TIMEOUT="12") == {"web": 12, "lock": 17}
     assert _settings_with(WEB_REQUEST_TIMEOUT="12", IDEMPOTENCY_LOCK_TIMEOUT="90") == {"web": 12, "lock": 90}
 

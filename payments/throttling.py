@@ -6,6 +6,7 @@ Fixed windows on the default cache (common.throttling); rates ``payment_session_
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from common.throttling import ClientIpThrottle, FixedWindowThrottle
@@ -17,7 +18,10 @@ class PaymentSessionCartThrottle(FixedWindowThrottle):
     scope = "payment_session_cart"
 
     def ident(self, request: Any, view: Any) -> str | None:
-        return str(view.kwargs.get("pk") or "")[:64] or None
+        """SHA-256 of the URL's cart id: a fixed-length ASCII cache key whatever the URL holds (any
+        length, any characters), and no truncation that would let two ids share a window."""
+        cart_id = str(view.kwargs.get("pk") or "")
+        return hashlib.sha256(cart_id.encode("utf-8", "surrogatepass")).hexdigest() if cart_id else None
 
 
 class PaymentSessionIpThrottle(ClientIpThrottle):

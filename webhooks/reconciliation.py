@@ -99,8 +99,9 @@ class Outcome:
         return " ".join(parts)
 
 
-def _order_snapshot(order_id: str, payment_intent_id: str) -> tuple[Any, ...]:
-    order = order_selectors.order_get(order_id=order_id)
+def _order_snapshot(order_id: str, payment_intent_id: str, *, order: Any = None) -> tuple[Any, ...]:
+    """What a sync may change: the order's states and the ledger's totals (``order``: already read now)."""
+    order = order if order is not None else order_selectors.order_get(order_id=order_id)
     totals = ledger.ledger_totals(payment_intent_id=payment_intent_id)
     return (order.status, order.payment_status, order.fulfillment_status, totals)
 
@@ -178,7 +179,7 @@ def _converge(*, session: PaymentSession, payment_intent: dict[str, Any], actor:
         return Outcome(payment_intent_id, "unchanged", order_id=order.id)
 
     if order is not None:
-        before = (*_order_snapshot(order.id, payment_intent_id), session.status)
+        before = (*_order_snapshot(order.id, payment_intent_id, order=order), session.status)  # just read
         order_services.order_payment_sync(payment_intent_id=payment_intent_id, actor=actor)
         synced = payment_services.payment_session_sync_from_intent(payment_intent=payment_intent)
         linked = _disputes_link(payment_intent_id=payment_intent_id, order_id=order.id, actor=actor)

@@ -13,9 +13,13 @@ from orders import services
 CONFIRMATION_RESEND_AFTER = timedelta(minutes=5)
 NOTIFICATION_RESEND_AFTER = timedelta(minutes=5)
 PAYMENT_OPERATIONS_RESUME_AFTER = timedelta(minutes=5)
+# An email retry waits unacked in the worker for its countdown: capped below the broker's 45 s
+# visibility timeout (tests/test_celery_config.py), or a second worker gets it meanwhile. 26 retries
+# at up to 30 s span about the 11 minutes 16 retries at up to 60 s did.
+EMAIL_RETRY = {"autoretry_for": (Exception,), "retry_backoff": True, "retry_backoff_max": 30, "max_retries": 26}
 
 
-@shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=60, max_retries=16)
+@shared_task(**EMAIL_RETRY)
 def send_order_confirmation(order_id: str) -> bool:
     """Send the order confirmation email; a no-op if it was sent already (or another worker holds the claim)."""
     return services.order_confirmation_send(order_id=order_id)
@@ -27,7 +31,7 @@ def resend_confirmations() -> int:
     return services.order_confirmations_resend(older_than=CONFIRMATION_RESEND_AFTER)
 
 
-@shared_task(autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=60, max_retries=16)
+@shared_task(**EMAIL_RETRY)
 def send_order_notification(key: str) -> bool:
     """Send one shipped / delivered / canceled / refunded email; a no-op if it was sent (or is being sent)."""
     return services.order_notification_send(key=key)

@@ -64,6 +64,17 @@ def test_redelivery_settings(tasks):
     assert all(entry["task"] in tasks for entry in settings.CELERY_BEAT_SCHEDULE.values())
 
 
+def test_every_retry_countdown_stays_below_the_visibility_timeout(tasks):
+    """A retry waits unacked in the worker for its countdown: one longer than the visibility
+    timeout is delivered to a second worker while the first still holds it."""
+    visibility = app.conf.broker_transport_options["visibility_timeout"]
+    backoffs = {name: task.retry_backoff_max for name, task in tasks.items() if getattr(task, "retry_backoff", False)}
+
+    assert backoffs, "no task retries with a backoff"
+    assert {name: cap for name, cap in backoffs.items() if cap >= visibility} == {}
+    assert settings.WEBHOOK_RETRY_BACKOFF_MAX < visibility
+
+
 def test_a_webhook_event_on_a_killed_worker_is_processed_within_a_minute(tasks):
     hard = tasks["webhooks.process_event"].time_limit
     lease = settings.WEBHOOK_PROCESSING_LEASE.total_seconds()

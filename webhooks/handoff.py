@@ -34,6 +34,7 @@ from typing import Any, Generic, TypeVar
 from django.conf import settings
 from django.db import connection
 
+from common import request_context
 from webhooks.models import WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class Publisher:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
         self._pid = 0
         self._thread: threading.Thread | None = None
         self.sent = 0
@@ -171,12 +172,13 @@ class Publisher:
     def publish(self, *, event_ids: Sequence[str]) -> None:
         from config.celery import app
 
+        context = request_context.current()  # the delivery's request id travels with the task
         if app.conf.task_always_eager:
-            self._send(list(event_ids))  # no broker: run now, in the caller, as on_commit did
+            self._send([(event_id, context) for event_id in event_ids])  # no broker: run now, in the caller
             return
         self._ensure_thread()
         for event_id in event_ids:
-            self._queue.put(event_id)
+            self._queue.put((event_id, context))
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
@@ -190,7 +192,7 @@ class Publisher:
                 self._thread = threading.Thread(target=self._run, name="webhook-handoff", daemon=True)
                 self._thread.start()
 
-    def _drain(self, first: str | None = None) -> list[str]:
+    def _drain(self, first: tuple[str, dict[str, Any]] | None = None) -> list[tuple[str, dict[str, Any]]]:
         batch = [first] if first is not None else []
         while True:
             try:
@@ -202,32 +204,36 @@ class Publisher:
         while True:
             self._send(self._drain(self._queue.get()))
 
-    def _send(self, event_ids: list[str]) -> None:
-        """Send each task with one pooled producer. Never raises: an unsent event is the sweep's."""
+    def _send(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Send each task with one pooled producer, its delivery's log context bound (Celery's
+        publish signal carries it in the headers). Never raises: an unsent event is the sweep's."""
         from config.celery import app
         from webhooks.tasks import webhook_event_process_task
 
-        if not event_ids:
+        if not items:
             return
+        caller_context = request_context.snapshot()
         queue_name = settings.WEBHOOK_TASK_QUEUE
         options = {"queue": queue_name} if queue_name != app.conf.task_default_queue else {}
         sent = 0
         try:
             if app.conf.task_always_eager:
-                for event_id in event_ids:
+                for event_id, context in items:
+                    request_context.restore(context)
                     webhook_event_process_task.apply_async(args=[event_id], **options)
                     sent += 1
             else:
                 with app.producer_or_acquire() as producer:
-                    for event_id in event_ids:
+                    for event_id, context in items:
+                        request_context.restore(context)
                         webhook_event_process_task.apply_async(args=[event_id], producer=producer, **options)
                         sent += 1
         except Exception:
             logger.exception(
-                "webhook.handoff_failed unsent=%d (the sweep queues them) first=%s",
-                len(event_ids) - sent,
-                event_ids[sent],
+                "webhook.handoff_failed unsent=%d (the sweep queues them) first=%s", len(items) - sent, items[sent][0]
             )
+        finally:
+            request_context.restore(caller_context)
         self.sent += sent
 
     def flush(self) -> None:

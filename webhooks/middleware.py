@@ -12,15 +12,18 @@ Other methods, and every other path, go through the full stack (405 in the error
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django_prometheus.middleware import Metrics
 
 from common.errors import DATABASE_ERRORS, ApplicationError, database_unavailable
 from webhooks.views import stripe_webhook_ack
 
 WEBHOOK_PATHS = frozenset({"/webhooks/stripe", "/webhooks/stripe/"})
+VIEW_NAME = "webhooks-stripe"  # the URL name, as django-prometheus labels the full stack's requests
 
 
 def _error(error: ApplicationError) -> JsonResponse:
@@ -37,6 +40,19 @@ class WebhookAckMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method != "POST" or request.path_info not in WEBHOOK_PATHS:
             return self.get_response(request)
+        started = time.perf_counter()
+        response = self._ack(request)
+        # the per-view HTTP series django-prometheus's middleware (skipped here) would record
+        metrics = Metrics.get_instance()
+        metrics.requests_latency_by_view_method.labels(view=VIEW_NAME, method="POST").observe(
+            time.perf_counter() - started
+        )
+        metrics.responses_by_status_view_method.labels(
+            status=str(response.status_code), view=VIEW_NAME, method="POST"
+        ).inc()
+        return response
+
+    def _ack(self, request: HttpRequest) -> HttpResponse:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -327,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.password:
         parser.error("--password (or DEMO_SHOPPER_PASSWORD) is required")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    django.setup()
+    from django.apps import apps
+
+    if not apps.ready:  # run from a test, Django is set up: setting it up again reconfigures logging
+        django.setup()
     from django.utils import timezone
 
     from customers.models import User

@@ -85,7 +85,9 @@ def test_e2e_manual_capture_then_succeeded_updates_order(delivered_to_live_serve
     shop = shop_for("usd")
     paid = pay_cart(delivered_to_live_server, make_cart(shop, [(shop.variant(), 1)]))
     response = complete(APIClient(), paid.cart_id, paid.payment_intent_id)
-    assert response.status_code == 201
+    # The stand-in's authorization event races complete: whichever places the order first, complete
+    # answers it (201 when complete placed it, 200 when the webhook had).
+    assert response.status_code in (200, 201)
     assert response.json()["order"]["payment_status"] == "authorized"
 
     delivered_to_live_server.request("POST", f"/v1/payment_intents/{paid.payment_intent_id}/capture", {})

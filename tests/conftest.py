@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import pytest
 
@@ -34,12 +35,18 @@ def _log_handlers_stay_writable():
     later log line of the run, from any test or a live server's thread, then prints
     ``--- Logging error --- ValueError: I/O operation on closed file`` instead of the line."""
     yield
-    closed = [
-        handler
-        for handler in logging.getLogger().handlers
-        if getattr(getattr(handler, "stream", None), "closed", False)
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)
     ]
-    assert not closed, f"this test left root log handlers on a closed stream: {closed}"
+    closed = {
+        handler
+        for logger in loggers
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False)
+    }
+    for handler in closed:  # repaired, so that only the test that left them fails, not every later one
+        handler.stream = sys.__stderr__  # not setStream: it flushes the closed stream first
+    assert not closed, f"this test left log handlers on a closed stream: {closed}"
 
 
 @pytest.fixture(autouse=True)

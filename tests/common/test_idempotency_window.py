@@ -66,7 +66,7 @@ def test_lock_timeout_defaults_to_the_request_timeout_plus_the_margin(settings):
     assert settings.IDEMPOTENCY_LOCK_MARGIN == 5
     # two Stripe calls with their retries (10 s x 3 attempts each): the longest request
     assert _settings_with() == {"web": 60, "lock": 65}
-    assert _settings_with(STRIPE_TIMEOUT="5") == {"web": 30, "lock": 35}
+    assert _settings_with(STRIPE_TIMEOUT="20") == {"web": 120, "lock": 125}
     assert _settings_with(WEB_REQUEST_TIMEOUT="12") == {"web": 12, "lock": 17}
     assert _settings_with(WEB_REQUEST_TIMEOUT="12", IDEMPOTENCY_LOCK_TIMEOUT="90") == {"web": 12, "lock": 90}
 

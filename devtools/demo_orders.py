@@ -285,9 +285,9 @@ class Generator:
         self.standin.drain()
         deliveries = self.receiver.take()
         for body, signature in deliveries:
-            row, created = webhooks.webhook_event_receive(payload=body, sig_header=signature)
-            if created and process:
-                webhooks.webhook_event_process(event_id=row.id)
+            receipt = webhooks.webhook_event_receive(payload=body, sig_header=signature)
+            if receipt.created and receipt.id and process:
+                webhooks.webhook_event_process(event_id=receipt.id)
         self.stats.bump("webhook_events", len(deliveries))
 
     def cart(self, *, currency: str, email: str, address: dict[str, Any] | None, customer: Any | None) -> str:

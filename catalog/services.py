@@ -83,9 +83,10 @@ def _stock_hold_sql(*, consume: bool) -> str:
       caller's cart row). Only stock rows are locked, not variants.
     - ``stale``: a locked row newer than the statement's snapshot (another transaction wrote it, and
       so may have added or dropped reservations, after this statement began). Every writer of
-      reservations locks and writes their variants' stock rows first, so this is exactly the case
+      reservations (reserve, consume, release, expiry; the admin only deletes) locks their
+      variants' stock rows and writes them in the same transaction, so this is exactly the case
       where the reservation sums below, read from that snapshot, may be out of date; the statement
-      then changes nothing and the caller runs it again, now holding the locks.
+      then changes nothing and the caller runs it again, now holding the locks (never stale twice).
     - ``checked``: per requested variant with a stock row, the units available to this cart (on
       hand - other carts' unexpired reservations) and whether the request is short.
     - ``go``: neither short nor stale. Every write below is conditioned on it, so a refused

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from catalog.models import StockLevel, StockReservation, Variant
+from common import db
 from common.errors import InsufficientInventory
 
 logger = logging.getLogger(__name__)
@@ -70,10 +72,129 @@ def _check_available(*, stocks: dict[str, StockLevel], quantities: Mapping[str, 
             raise InsufficientInventory(f"Only {max(available, 0)} left of {stock.variant.sku}.", param=variant_id)
 
 
-@transaction.atomic
+def _stock_hold_sql(*, consume: bool) -> str:
+    """The one statement of ``stock_reserve`` (``consume=False``) and ``stock_consume`` (``True``).
+
+    PostgreSQL only. Parameters: ``cart_id``, ``now``, ``variant_ids`` / ``quantities`` (parallel
+    arrays) and, to reserve, ``expires_at``. In order:
+
+    - ``locked``: the stock rows of the requested variants and of those the cart holds now, locked
+      in primary-key order (``ORDER BY`` runs before ``FOR UPDATE``: the fixed lock order, after the
+      caller's cart row). Only stock rows are locked, not variants.
+    - ``stale``: a locked row newer than the statement's snapshot (another transaction wrote it, and
+      so may have added or dropped reservations, after this statement began). Every writer of
+      reservations (reserve, consume, release, expiry; the admin only deletes) locks their
+      variants' stock rows and writes them in the same transaction, so this is exactly the case
+      where the reservation sums below, read from that snapshot, may be out of date; the statement
+      then changes nothing and the caller runs it again, now holding the locks (never stale twice).
+    - ``checked``: per requested variant with a stock row, the units available to this cart (on
+      hand - other carts' unexpired reservations) and whether the request is short.
+    - ``go``: neither short nor stale. Every write below is conditioned on it, so a refused
+      statement leaves no partial reservation (nor anything else) behind.
+    - reserve: upsert the cart's reservations of its tracked variants (``now + ttl``), drop its
+      others; consume: decrement ``on_hand`` and drop all the cart's reservations. Either way
+      ``reserved`` becomes the unexpired reservations as they are after the statement.
+
+    One row per requested variant comes back (or one row of NULLs when none has a stock row).
+    """
+    qn = connection.ops.quote_name
+    reservations = qn(StockReservation._meta.db_table)
+    stock = qn(StockLevel._meta.db_table)
+    variant = qn(Variant._meta.db_table)
+    if consume:
+        holds = (
+            f"held_dropped AS (DELETE FROM {reservations} WHERE cart_id = %(cart_id)s "
+            "AND (SELECT go FROM decision) RETURNING variant_id), "
+        )
+        kept = "0"
+        on_hand = "s.on_hand - COALESCE(q.quantity, 0)"
+    else:
+        holds = (
+            f"held_kept AS (INSERT INTO {reservations} (variant_id, cart_id, quantity, expires_at, created_at) "
+            "SELECT c.variant_id, %(cart_id)s, c.quantity, %(expires_at)s, %(created_at)s FROM checked c "
+            "WHERE c.manage_inventory AND (SELECT go FROM decision) "
+            "ON CONFLICT (cart_id, variant_id) DO UPDATE SET quantity = EXCLUDED.quantity, "
+            "expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at RETURNING variant_id), "
+            f"held_dropped AS (DELETE FROM {reservations} WHERE cart_id = %(cart_id)s AND variant_id NOT IN "
+            "(SELECT variant_id FROM checked WHERE manage_inventory) AND (SELECT go FROM decision) "
+            "RETURNING variant_id), "
+        )
+        kept = "CASE WHEN %(expires_at)s > %(now)s THEN COALESCE(q.quantity, 0) ELSE 0 END"
+        on_hand = "s.on_hand"
+    return (
+        "WITH requested AS (SELECT * FROM unnest(%(variant_ids)s::varchar[], %(quantities)s::integer[]) "
+        "AS r(variant_id, quantity)), "
+        f"held AS (SELECT variant_id FROM {reservations} WHERE cart_id = %(cart_id)s), "
+        f"locked AS (SELECT s.id, s.variant_id, s.on_hand, s.xmin::text AS version FROM {stock} s "
+        "WHERE s.variant_id IN (SELECT variant_id FROM requested UNION SELECT variant_id FROM held) "
+        "ORDER BY s.id FOR UPDATE), "
+        f"stale AS (SELECT l.id FROM locked l JOIN {stock} s ON s.id = l.id WHERE s.xmin::text <> l.version), "
+        f"others AS (SELECT r.variant_id, SUM(r.quantity) AS total FROM {reservations} r "
+        "WHERE r.variant_id IN (SELECT variant_id FROM locked) AND r.expires_at > %(now)s "
+        "AND r.cart_id <> %(cart_id)s GROUP BY r.variant_id), "
+        "checked AS (SELECT q.variant_id, q.quantity, v.sku, v.manage_inventory, "
+        "l.on_hand - COALESCE(o.total, 0) AS available, "
+        "(v.manage_inventory AND NOT v.allow_backorder AND q.quantity > l.on_hand - COALESCE(o.total, 0)) AS short "
+        f"FROM requested q JOIN locked l ON l.variant_id = q.variant_id JOIN {variant} v ON v.id = q.variant_id "
+        "LEFT JOIN others o ON o.variant_id = q.variant_id), "
+        "decision AS (SELECT NOT EXISTS (SELECT 1 FROM checked WHERE short) "
+        "AND NOT EXISTS (SELECT 1 FROM stale) AS go), "
+        f"{holds}"
+        f"stock_written AS (UPDATE {stock} s SET on_hand = {on_hand}, "
+        f"reserved = COALESCE(o.total, 0) + {kept} "
+        "FROM locked l LEFT JOIN checked q ON q.variant_id = l.variant_id LEFT JOIN others o ON o.variant_id = l.variant_id "
+        "WHERE s.id = l.id AND (q.manage_inventory OR (q.variant_id IS NULL AND l.variant_id IN (SELECT variant_id FROM held))) "
+        "AND (SELECT go FROM decision) RETURNING s.id) "
+        "SELECT (SELECT go FROM decision), EXISTS (SELECT 1 FROM stale), c.variant_id, c.sku, c.available, c.short, "
+        "c.manage_inventory, (SELECT count(*) FROM stock_written) "
+        "FROM (SELECT 1) AS one LEFT JOIN checked c ON true"
+    )
+
+
+def _stock_hold(*, cart_id: str, quantities: Mapping[str, int], now: datetime, expires_at: datetime | None) -> int:
+    """Run ``_stock_hold_sql`` until it is not stale; raise 409 when short (nothing changed).
+
+    Returns how many requested variants are tracked (hold a reservation / had on hand decremented).
+    The first run takes the locks, so a second one -- inside the caller's transaction -- is never stale.
+    """
+    variant_ids = sorted(quantities)
+    params: dict[str, Any] = {
+        "cart_id": cart_id,
+        "now": now,
+        "variant_ids": variant_ids,
+        "quantities": [quantities[v] for v in variant_ids],
+        "expires_at": expires_at,
+        "created_at": timezone.now(),
+    }
+    sql = _stock_hold_sql(consume=expires_at is None)
+    with transaction.atomic(savepoint=False):  # the locks outlive the first run (autocommit callers)
+        while True:
+            rows = db.fetch_all(sql, params)
+            go, stale = rows[0][0], rows[0][1]
+            if not stale:
+                break
+            logger.info("stock.hold_retried cart_id=%s", cart_id)
+    if not go:
+        short = sorted((r for r in rows if r[5]), key=lambda r: r[2])[0]
+        raise InsufficientInventory(f"Only {max(short[4], 0)} left of {short[3]}.", param=short[2])
+    return sum(1 for r in rows if r[6])
+
+
 def stock_reserve(*, cart_id: str, quantities: Mapping[str, int], ttl: timedelta, now: datetime | None = None) -> None:
-    """Replace this cart's reservations with ``quantities`` held until now + ttl, or raise 409."""
+    """Replace this cart's reservations with ``quantities`` held until now + ttl, or raise 409.
+
+    One statement on PostgreSQL (``_stock_hold_sql``); refused, it changes nothing.
+    """
     now = now or timezone.now()
+    if db.is_postgresql():
+        tracked = _stock_hold(cart_id=cart_id, quantities=quantities, now=now, expires_at=now + ttl)
+    else:
+        tracked = _stock_reserve_orm(cart_id=cart_id, quantities=quantities, ttl=ttl, now=now)
+    logger.info("stock.reserved cart_id=%s lines=%s until=%s", cart_id, tracked, (now + ttl).isoformat())
+
+
+@transaction.atomic
+def _stock_reserve_orm(*, cart_id: str, quantities: Mapping[str, int], ttl: timedelta, now: datetime) -> int:
     variant_ids = sorted(quantities)
     stocks = _stock_lock(variant_ids=variant_ids)
     others = _reserved_by_others(variant_ids=variant_ids, cart_id=cart_id, now=now)
@@ -84,7 +205,7 @@ def stock_reserve(*, cart_id: str, quantities: Mapping[str, int], ttl: timedelta
         StockReservation(variant_id=v, cart_id=cart_id, quantity=quantities[v], expires_at=now + ttl) for v in tracked
     )
     _refresh_reserved(stocks=[stocks[v] for v in tracked], now=now)
-    logger.info("stock.reserved cart_id=%s lines=%s until=%s", cart_id, len(tracked), (now + ttl).isoformat())
+    return len(tracked)
 
 
 def stock_release_for_carts(*, cart_ids: Sequence[str], now: datetime | None = None) -> int:
@@ -139,12 +260,16 @@ def stock_release(*, cart_id: str, now: datetime | None = None) -> int:
 
 
 def stock_consume(*, cart_id: str, quantities: Mapping[str, int], now: datetime | None = None) -> None:
-    """Decrement on-hand stock for an order. Must run inside the caller's transaction.
+    """Decrement on-hand stock for an order and drop the cart's reservations. Must run inside the
+    caller's transaction; one statement on PostgreSQL (``_stock_hold_sql``).
 
     Raises ``InsufficientInventory`` (and the caller's transaction rolls back) when a
     tracked, non-backorderable variant lacks stock after other carts' active reservations.
     """
     now = now or timezone.now()
+    if db.is_postgresql():
+        _stock_hold(cart_id=cart_id, quantities=quantities, now=now, expires_at=None)
+        return
     variant_ids = sorted(quantities)
     stocks = _stock_lock(variant_ids=variant_ids)
     others = _reserved_by_others(variant_ids=variant_ids, cart_id=cart_id, now=now)

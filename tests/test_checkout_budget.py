@@ -35,8 +35,8 @@ STEP_STATEMENTS = {
     "shipping_address": (6, 4),
     "billing_address": (6, 4),
     "shipping_method": (7, 5),
-    "payment_session": (18, 12),
-    "complete": (27, 23),
+    "payment_session": (11, 7),
+    "complete": (23, 19),
 }
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
 

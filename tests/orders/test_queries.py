@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 # The Stripe call (one PaymentIntent retrieve over HTTP) is not a query. The confirmation
 # email runs after commit in a Celery task and is not part of the request.
-COMPLETE_QUERIES = 23
+COMPLETE_QUERIES = 19
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,8 @@ from tests.orders.conftest import make_cart, pay_cart
 
 pytestmark = pytest.mark.django_db
 
-COMPLETE_QUERIES = 23
-COMPLETE_WITH_IDEMPOTENCY_KEY_QUERIES = 25
+COMPLETE_QUERIES = 19
+COMPLETE_WITH_IDEMPOTENCY_KEY_QUERIES = 21
 
 
 @pytest.fixture(autouse=True)

@@ -18,10 +18,10 @@ from tests.payments.test_card_token import card_token
 pytestmark = pytest.mark.django_db
 
 # Statements of one call, transaction control (savepoints) included.
-GUEST_CARD_QUERIES = 17
-SAVING_CARD_QUERIES = 19
-RETRY_QUERIES = 14
-GUEST_NO_CARD_QUERIES = 16
+GUEST_CARD_QUERIES = 10
+SAVING_CARD_QUERIES = 12
+RETRY_QUERIES = 7
+GUEST_NO_CARD_QUERIES = 9
 
 
 def stripe_calls(sent: list[dict[str, Any]]) -> list[str]:

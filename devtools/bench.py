@@ -8,7 +8,7 @@ product code). docs/benchmarks.md explains every row and records a run.
                              [--latency-ms 150] [--json-out f] [--quick]
 
 The baseline ref is checked out in a temporary ``git worktree`` (removed at the end). Each tree
-is served by its own gunicorn (``-c config/gunicorn.conf.py``, ``-w 2`` sync workers,
+is served by its own gunicorn (``-c config/gunicorn.conf.py``, ``-w 2``, its worker class,
 DJANGO_DEBUG=false, secrets set by the bench, 127.0.0.1) on its own, recreated database
 (``<name>`` and ``<name>_base``: migrated, demo catalog, bench products) and Redis DB. The
 driver, the Stripe stand-in (instant, and ``--latency-ms`` per /v1/ request) and the ceiling

@@ -1,6 +1,6 @@
 """The benchmark's load generator: a small asyncio HTTP/1.1 client. Dev tooling only.
 
-gunicorn's sync workers close the connection after every response, so every request opens a
+Every request says ``Connection: close`` (gunicorn's sync workers close it anyway), so every request opens a
 new TCP connection (for the app and the ceiling alike). Latency is measured per request from
 connect to the last body byte.
 """

@@ -179,7 +179,7 @@ def free_port() -> int:
 
 class Gunicorn:
     """``gunicorn <app> -b 127.0.0.1:<free port> -w <workers>`` in ``cwd``, ready when ``ready_path``
-    answers 200 (sync workers, the production config file when given)."""
+    answers 200 (the tree's production config file when ``config``)."""
 
     def __init__(
         self, *, app: str, cwd: Path, env: dict[str, str], workers: int, log: Path, ready_path: str, config: bool
@@ -189,8 +189,8 @@ class Gunicorn:
         command = [GUNICORN, app, "-b", f"127.0.0.1:{self.port}", "-w", str(workers)]
         if config:
             command[1:1] = ["-c", "config/gunicorn.conf.py"]
-        else:
-            command += ["--access-logfile", "-"]
+        else:  # the ceiling: the worker model of the app's config/gunicorn.conf.py (gthread, 8 threads)
+            command += ["--access-logfile", "-", "--worker-class", "gthread", "--threads", "8"]
         self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=self.log, stderr=self.log)  # noqa: S603
         self._wait_ready(ready_path)
 

@@ -13,6 +13,7 @@ reconciliation sweep keep mirroring what they read (they already run in the work
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -37,10 +38,8 @@ def stripe_object_mirror_later(*, obj: dict[str, Any]) -> None:
     if object_type not in _RETRIEVE or not object_id:
         logger.warning("stripe_mirror_skipped object=%s id=%s", object_type, object_id)
         return
-    transaction.on_commit(
-        lambda: _mirror_enqueue(object_type=object_type, object_id=object_id),
-        robust=True,
-    )
+    enqueue = functools.partial(_mirror_enqueue, object_type=object_type, object_id=object_id)
+    transaction.on_commit(enqueue, robust=True)
 
 
 def _mirror_enqueue(*, object_type: str, object_id: str) -> None:
